@@ -1,0 +1,65 @@
+/* err.h - the one table of tapbridge error codes.
+ * Every function returns 0 or a negative TB_E_*; tb_strerror() gives the human text.
+ * Codes are stable: tools print them and tests assert on them. */
+#ifndef TB_ERR_H
+#define TB_ERR_H
+
+#define TB_ERRORS(X) \
+	X(TB_E_TRUNC,            -1,  "input ends before the item does") \
+	X(TB_E_NOSPACE,          -2,  "output buffer too small") \
+	X(TB_E_INVAL,            -3,  "invalid argument") \
+	X(TB_E_LEFTOVER,         -4,  "unexpected bytes after the end of an item") \
+	X(TB_E_HEX,              -5,  "not a valid hex string") \
+	X(TB_E_UNSUPPORTED,      -6,  "not supported") \
+	X(TB_E_INTERNAL,         -7,  "internal error") \
+	X(TB_E_NOMEM,            -8,  "out of memory") \
+	X(TB_E_IO,               -9,  "input/output error") \
+	X(TB_E_SECRET,           -10, "refused to print a buffer marked secret") \
+	X(TB_E_TLV_TAG,          -20, "TLV tag longer than 3 bytes or malformed") \
+	X(TB_E_TLV_LEN_TRUNC,    -21, "TLV length field truncated") \
+	X(TB_E_TLV_LEN_PAST_END, -22, "TLV length runs past the end of the data") \
+	X(TB_E_TLV_DEPTH,        -23, "TLV nesting too deep") \
+	X(TB_E_TLV_INDEFINITE,   -24, "TLV indefinite length not allowed") \
+	X(TB_E_TLV_LEN_FORM,     -25, "TLV length longer than 3 bytes or not minimal") \
+	X(TB_E_TLV_NOT_CONSTRUCTED, -26, "TLV element is not constructed") \
+	X(TB_E_TLV_NOT_FOUND,    -27, "TLV tag not found") \
+	X(TB_E_APDU_SHORT,       -30, "APDU shorter than its 4-byte header") \
+	X(TB_E_APDU_LC,          -31, "APDU Lc does not match the data") \
+	X(TB_E_APDU_LE,          -32, "APDU Le field malformed") \
+	X(TB_E_APDU_FORM,        -33, "APDU length fields malformed") \
+	X(TB_E_APDU_RESP,        -34, "response APDU shorter than SW1 SW2") \
+	X(TB_E_FRAME_OVERSIZE,   -40, "frame larger than the link allows") \
+	X(TB_E_FRAME_TYPE,       -41, "unknown frame type") \
+	X(TB_E_FRAME_EMPTY,      -42, "frame without a type byte") \
+	X(TB_E_CRYPTO,           -50, "cryptographic library failure") \
+	X(TB_E_KEYLEN,           -51, "key length not 16, 24 or 32 bytes") \
+	X(TB_E_SIGNATURE,        -52, "signature does not verify") \
+	X(TB_E_SCP_STATE,        -60, "secure channel command out of order") \
+	X(TB_E_SCP_CARD_CRYPTOGRAM, -61, "card cryptogram does not verify") \
+	X(TB_E_SCP_HOST_CRYPTOGRAM, -62, "host cryptogram does not verify") \
+	X(TB_E_SCP_CMAC,         -63, "C-MAC does not verify") \
+	X(TB_E_SCP_RMAC,         -64, "R-MAC does not verify") \
+	X(TB_E_SCP_PADDING,      -65, "secure messaging padding is wrong") \
+	X(TB_E_SCP_LEVEL,        -66, "security level not allowed") \
+	X(TB_E_SCP_CLOSED,       -67, "secure channel closed after a security error") \
+	X(TB_E_SCP_RESPONSE,     -68, "INITIALIZE UPDATE response malformed") \
+	X(TB_E_SCP_CHALLENGE,    -69, "pseudo-random card challenge does not verify") \
+	X(TB_E_SCP_SW,           -70, "card answered an error status word") \
+	X(TB_E_SCP_COUNTER,      -71, "sequence counter exhausted") \
+	X(TB_E_SCP_KEYSET,       -72, "key set not found") \
+	X(TB_E_SCP_LOCKED,       -73, "key set locked after failed authentications") \
+	X(TB_E_SCP_CLA,          -74, "class byte not allowed for secure messaging")
+
+enum tb_err {
+	TB_OK = 0,
+#define TB_ERR_ENUM(name, val, msg) name = val,
+	TB_ERRORS(TB_ERR_ENUM)
+#undef TB_ERR_ENUM
+};
+
+/* Human text for a code; never NULL, also for unknown codes. */
+const char *tb_strerror(int err);
+/* The symbolic name ("TB_E_TRUNC"), for tools and test output. */
+const char *tb_errname(int err);
+
+#endif
