@@ -41,6 +41,16 @@ enum apdu_case apdu_case_of(const struct apdu *a);
  * only on success and borrows buf. */
 int apdu_parse(const uint8_t *buf, size_t n, struct apdu *out);
 
+/* apdu_parse, and on failure *where (when not NULL) gets the byte offset the
+ * problem was found at, for tools: n for TB_E_APDU_SHORT; 4 (the start of the
+ * Lc/Le field) for TB_E_APDU_LC and TB_E_APDU_FORM; the offset of the stray
+ * byte for TB_E_APDU_LE. Decoding follows ISO 7816-4 5.1: after the header,
+ * one byte is a short Le (case 2S, 00 = 256); a non-zero byte 4 followed by
+ * more is a short Lc; 00 followed by two or more bytes is the extended form
+ * (exactly 00 HH LL = case 2E, 0000 = 65536; else Lc HH LL, 1..65535). So a
+ * cut case 3/4 APDU may still parse, as a different APDU (e.g. case 2S). */
+int apdu_parse_at(const uint8_t *buf, size_t n, struct apdu *out, size_t *where);
+
 /* Encodes a command. Short form unless a->extended is set or nc > 255 or
  * ne > 256; TB_E_INVAL when nc or ne exceed the extended limits. */
 int apdu_encode(const struct apdu *a, struct wr *w);

@@ -9,6 +9,8 @@ int rd_bytes(struct rd *r, size_t n, const uint8_t **out)
 	if (n > r->n)
 		return TB_E_TRUNC;
 	*out = r->p;
+	if (n == 0)
+		return 0; /* p may be NULL for an empty view: no pointer arithmetic on it */
 	r->p += n;
 	r->n -= n;
 	return 0;
@@ -113,6 +115,10 @@ int wr_reserve(struct wr *w, size_t n, uint8_t **out)
 {
 	if (n > w->cap - w->len)
 		return TB_E_NOSPACE;
+	if (n == 0) {
+		*out = w->p; /* p may be NULL for a zero-capacity writer */
+		return 0;
+	}
 	*out = w->p + w->len;
 	w->len += n;
 	return 0;
@@ -152,6 +158,7 @@ int wr_fill(struct wr *w, uint8_t v, size_t n)
 
 	if (wr_reserve(w, n, &p) != 0)
 		return TB_E_NOSPACE;
-	memset(p, v, n);
+	if (n > 0)
+		memset(p, v, n);
 	return 0;
 }

@@ -45,10 +45,16 @@
 
 /* A short English sentence for any status word, including the XX-parameter
  * families (61XX, 63CX, 6CXX); never NULL. Writes into buf (cap bytes) when
- * the message needs a number, otherwise returns a constant string. */
+ * the message needs a number, otherwise returns a constant string. A message
+ * longer than cap - 1 is cut; with buf NULL or cap 0 a family gets its sentence
+ * without the number ("wrong Le"). */
 const char *sw_message(uint16_t sw, char *buf, unsigned cap);
 
-/* 1 for 9000, 61XX and the 62XX/63XX warnings (the SWs SCP03 protects). */
+/* 1 for 9000 and the 62XX/63XX warnings: exactly the SWs SCP03 protects with an
+ * R-MAC (GP Amd D 6.2.5); 0 for everything else, errors and 61XX included.
+ * 61XX is not an outcome of the command but a transport-level hint (T=0): the
+ * transport answers it with GET RESPONSE and only the final SW of the chain
+ * is classified here. */
 int sw_is_success_or_warning(uint16_t sw);
 
 #endif
