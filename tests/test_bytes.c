@@ -192,7 +192,7 @@ static void test_writers_nospace(void **state)
 		struct rd r = rd_init(NULL, 0);
 		struct wr w = wr_init(NULL, 0);
 		const uint8_t *p = NULL;
-		uint8_t *room = NULL, v = 0;
+		uint8_t *none = NULL, v = 0;
 		struct rd sub;
 
 		assert_int_equal(rd_bytes(&r, 0, &p), 0);
@@ -201,7 +201,7 @@ static void test_writers_nospace(void **state)
 		assert_int_equal(sub.n, 0);
 		assert_int_equal(rd_u8(&r, &v), TB_E_TRUNC);
 		assert_int_equal(rd_end(&r), 0);
-		assert_int_equal(wr_reserve(&w, 0, &room), 0);
+		assert_int_equal(wr_reserve(&w, 0, &none), 0);
 		assert_int_equal(wr_fill(&w, 0xAA, 0), 0);
 		assert_int_equal(wr_u8(&w, 1), TB_E_NOSPACE);
 		assert_int_equal(w.len, 0);

@@ -48,7 +48,10 @@
 	X(TB_E_SCP_COUNTER,      -71, "sequence counter exhausted") \
 	X(TB_E_SCP_KEYSET,       -72, "key set not found") \
 	X(TB_E_SCP_LOCKED,       -73, "key set locked after failed authentications") \
-	X(TB_E_SCP_CLA,          -74, "class byte not allowed for secure messaging")
+	X(TB_E_SCP_CLA,          -74, "class byte not allowed for secure messaging") \
+	X(TB_E_STORE,           -90, "page store read, write or sync failed") \
+	X(TB_E_JOURNAL,         -91, "journal corrupt: committed data cannot be recovered") \
+	X(TB_E_JNL_STATE,       -92, "journal call out of order or recovery needed")
 
 enum tb_err {
 	TB_OK = 0,
