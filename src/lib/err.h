@@ -51,7 +51,22 @@
 	X(TB_E_SCP_CLA,          -74, "class byte not allowed for secure messaging") \
 	X(TB_E_STORE,           -90, "page store read, write or sync failed") \
 	X(TB_E_JOURNAL,         -91, "journal corrupt: committed data cannot be recovered") \
-	X(TB_E_JNL_STATE,       -92, "journal call out of order or recovery needed")
+	X(TB_E_JNL_STATE,       -92, "journal call out of order or recovery needed") \
+	X(TB_E_SE_IMAGE,        -100, "se image not formatted or inconsistent") \
+	X(TB_E_SE_SECURITY,     -101, "secure channel, key set role or level does not allow the command") \
+	X(TB_E_SE_STATE,        -102, "conditions of use not satisfied") \
+	X(TB_E_SE_LOCKED,       -103, "wallet locked") \
+	X(TB_E_SE_FUNDS,        -104, "balance too low for the debit") \
+	X(TB_E_SE_LIMIT,        -105, "credit would exceed the maximum balance") \
+	X(TB_E_SE_NOT_FOUND,    -106, "record or application not found") \
+	X(TB_E_SE_EXISTS,       -107, "record already exists") \
+	X(TB_E_SE_FULL,         -108, "no free record slot") \
+	X(TB_E_SE_INS,          -109, "instruction not supported") \
+	X(TB_E_SE_P1P2,         -110, "incorrect P1 or P2") \
+	X(TB_E_SE_CLA,          -111, "class byte not supported") \
+	X(TB_E_SE_EXPIRED,      -112, "token, ticket or permit out of its validity") \
+	X(TB_E_SE_NOT_ARMED,    -113, "relay not armed") \
+	X(TB_E_SE_CHANNEL,      -114, "logical channels not supported")
 
 enum tb_err {
 	TB_OK = 0,
