@@ -57,15 +57,21 @@ stop() {
 }
 
 start() {
-	local pid i other
+	local pid i other owner
 	[ "$(id -u)" -eq 0 ] || { say "SKIP: needs root (network namespace)"; return 77; }
 	for t in ip ss pcscd; do
 		command -v "$t" >/dev/null || { say "SKIP: $t not installed (tools/deps.sh)"; return 77; }
 	done
 	[ -f /etc/reader.conf.d/vpcd ] || { say "SKIP: vsmartcard-vpcd not installed (tools/deps.sh)"; return 77; }
 	mkdir -p "$STATE" || return 1
-	# Left over from a run that was killed before it could stop: ours, so clean it.
+	# A rig whose owner (the test that started it) still runs is in use: refuse.
+	# One whose owner is gone was left by a killed run: ours to clean.
 	if our_pid >/dev/null || ip netns list 2>/dev/null | grep -qw "^$NS"; then
+		owner=$(cat "$STATE/owner" 2>/dev/null || true)
+		if [ -n "$owner" ] && [ -d "/proc/$owner" ]; then
+			say "REFUSED: the pcscd rig is in use by process $owner; only one pcscd fits on a machine."
+			return 3
+		fi
 		say "stopping a rig left over from an earlier run"
 		stop
 	fi
@@ -79,6 +85,7 @@ start() {
 		return 77
 	fi
 	ip -n "$NS" link set lo up || { stop; return 1; }
+	echo "$PPID" >"$STATE/owner"
 	start_pcscd
 }
 

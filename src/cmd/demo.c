@@ -193,8 +193,9 @@ int cmd_demo(int argc, char **argv)
 	       "this one process; the lines marked \"relayed\" are all a phone in the middle sees.\n\n");
 	if (run_scp03() != 0)
 		return 1;
-	printf("\nNot built yet (later work): the secure element (tapbridge se) behind pcscd,\n"
-	       "the reader, the phone, the gateway, the server with its sam, storage and\n"
-	       "portal, and the five end-to-end flows. Nothing above involved them.\n");
+	printf("\nBuilt but not part of this demo yet: the secure element (`tapbridge se`,\n"
+	       "reachable through pcscd+vpcd or a socket; see the README).\n"
+	       "Not built yet (later work): the reader, the phone, the gateway, the server\n"
+	       "with its sam, storage and portal, and the five end-to-end flows.\n");
 	return 0;
 }

@@ -14,11 +14,12 @@ struct sub {
 static const struct sub subs[] = {
 	{ "tool", cmd_tool, "trace tools: scp03 replay, apdu decode, tlv decode" },
 	{ "demo", cmd_demo, "the main job: runs what exists and says what does not" },
+	{ "se", cmd_se, "the secure element: contactless (vpcd, socket) and the phone link" },
+	{ "admin", cmd_admin, "personalisation: se-init, se-keys, se-config, se-info" },
 };
 
 /* Parties of the architecture that later work adds. */
-static const char *const planned[] = { "server", "sam", "gateway", "phone", "se", "reader",
-				       "admin", "bench" };
+static const char *const planned[] = { "server", "sam", "gateway", "phone", "reader", "bench" };
 
 static void usage(FILE *f)
 {
