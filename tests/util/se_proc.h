@@ -409,8 +409,8 @@ struct peer {
 static inline size_t peer_xmit(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap)
 {
 	struct peer *p = ctx;
-	uint8_t type;
-	size_t k;
+	uint8_t type = 0;
+	size_t k = 0;
 
 	fr_send(p->fd, 0x01, cmd, n);
 	for (;;) {
