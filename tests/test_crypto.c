@@ -1,6 +1,7 @@
 /* test_crypto.c - the crypto port against published values: NIST SP 800-38B
  * CMAC (tags and subkeys), NIST CAVP SP 800-108 counter-mode KDF, FIPS-197 /
- * SP 800-38A AES, FIPS 180-2 SHA-256, and ECDSA P-256 sign/verify behaviour. */
+ * SP 800-38A AES, FIPS 180-2 SHA-256, ECDSA P-256 sign/verify behaviour, and AES-GCM
+ * (McGrew-Viega test cases 13-16). */
 #include <string.h>
 
 #include "crypto.h"
@@ -153,6 +154,90 @@ static void test_random_and_ct(void **state)
 		assert_int_equal(a[i], 0);
 }
 
+/* AES-256-GCM known answers: McGrew and Viega, "The Galois/Counter Mode of Operation
+ * (GCM)", revised 2005, Appendix B, Test Cases 13-16 (96-bit IVs; the same values as
+ * NIST's GCM test vectors). Case 16 has a partial last block and 20 bytes of AAD. */
+struct gcm_case {
+	const char *key, *iv, *aad, *pt, *ct, *tag;
+};
+
+static const char gcm_k15[] = "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308";
+static const char gcm_p15[] = "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+			      "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255";
+static const char gcm_c15[] = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+			      "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad";
+
+static const struct gcm_case gcm_cases[] = {
+	{ "0000000000000000000000000000000000000000000000000000000000000000",
+	  "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b" },
+	{ "0000000000000000000000000000000000000000000000000000000000000000",
+	  "000000000000000000000000", "", "00000000000000000000000000000000",
+	  "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919" },
+	{ gcm_k15, "cafebabefacedbaddecaf888", "", gcm_p15, gcm_c15,
+	  "b094dac5d93471bdec1a502270e3cc6c" },
+	/* Case 16: case 15's plaintext and ciphertext cut to 60 bytes, with AAD. */
+	{ gcm_k15, "cafebabefacedbaddecaf888", "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+	  NULL, NULL, "76fc6ece0f4e1768cddf8853bb2d551b" },
+};
+
+static void test_aes_gcm_known(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(gcm_cases) / sizeof(gcm_cases[0]); c++) {
+		const struct gcm_case *g = &gcm_cases[c];
+		uint8_t key[32], iv[12], aad[32], pt[64], ct[64], want[64], tag[16], wtag[16];
+		uint8_t back[64];
+		size_t kn = hexbuf(g->key, key, sizeof(key)), an = hexbuf(g->aad, aad, sizeof(aad));
+		size_t pn = hexbuf(g->pt != NULL ? g->pt : gcm_p15, pt, sizeof(pt));
+		size_t cn = hexbuf(g->ct != NULL ? g->ct : gcm_c15, want, sizeof(want));
+
+		assert_int_equal(hexbuf(g->iv, iv, sizeof(iv)), 12);
+		assert_int_equal(hexbuf(g->tag, wtag, sizeof(wtag)), 16);
+		if (g->pt == NULL)
+			pn = cn = 60;
+		assert_int_equal(pn, cn);
+		assert_int_equal(crypto_aes_gcm_encrypt(key, kn, iv, aad, an, pt, pn, ct, tag), 0);
+		assert_true(ct_eq(ct, want, cn));
+		assert_true(ct_eq(tag, wtag, 16));
+		assert_int_equal(crypto_aes_gcm_decrypt(key, kn, iv, aad, an, ct, cn, tag, back), 0);
+		assert_true(ct_eq(back, pt, pn));
+		/* Verify before release: any flipped bit fails and leaves zeros behind. */
+		for (size_t bit = 0; bit < 8 * (cn + 16 + an); bit += 29) {
+			uint8_t c2[64], t2[16], a2[32];
+			size_t byte = bit / 8;
+
+			memcpy(c2, ct, cn);
+			memcpy(t2, tag, 16);
+			memcpy(a2, aad, an);
+			if (byte < cn)
+				c2[byte] ^= (uint8_t)(1u << (bit % 8));
+			else if (byte < cn + 16)
+				t2[byte - cn] ^= (uint8_t)(1u << (bit % 8));
+			else
+				a2[byte - cn - 16] ^= (uint8_t)(1u << (bit % 8));
+			memset(back, 0xAA, sizeof(back));
+			assert_int_equal(crypto_aes_gcm_decrypt(key, kn, iv, a2, an, c2, cn, t2, back),
+					 TB_E_AEAD);
+			for (size_t i = 0; i < cn; i++)
+				assert_int_equal(back[i], 0);
+		}
+		/* In place, both ways. */
+		memcpy(back, pt, pn);
+		assert_int_equal(crypto_aes_gcm_encrypt(key, kn, iv, aad, an, back, pn, back, tag), 0);
+		assert_true(ct_eq(back, want, cn));
+		assert_int_equal(crypto_aes_gcm_decrypt(key, kn, iv, aad, an, back, cn, tag, back), 0);
+		assert_true(ct_eq(back, pt, pn));
+	}
+	{
+		uint8_t k[20] = { 0 }, iv[12] = { 0 }, tag[16], b[16] = { 0 };
+
+		assert_int_equal(crypto_aes_gcm_encrypt(k, 20, iv, NULL, 0, b, 16, b, tag),
+				 TB_E_KEYLEN);
+		assert_int_equal(crypto_aes_gcm_encrypt(k, 16, iv, NULL, 0, NULL, 16, b, tag),
+				 TB_E_INVAL);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_ecdsa),
 		cmocka_unit_test(test_random_and_ct),
+		cmocka_unit_test(test_aes_gcm_known),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,10 +16,11 @@ static const struct sub subs[] = {
 	{ "demo", cmd_demo, "the main job: runs what exists and says what does not" },
 	{ "se", cmd_se, "the secure element: contactless (vpcd, socket) and the phone link" },
 	{ "admin", cmd_admin, "personalisation: se-init, se-keys, se-config, se-info" },
+	{ "sam", cmd_sam, "the only holder of master keys: key file, PKCS#11 KEK, unix socket" },
 };
 
 /* Parties of the architecture that later work adds. */
-static const char *const planned[] = { "server", "sam", "gateway", "phone", "reader", "bench" };
+static const char *const planned[] = { "server", "gateway", "phone", "reader", "bench" };
 
 static void usage(FILE *f)
 {

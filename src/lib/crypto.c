@@ -86,6 +86,83 @@ int crypto_aes_cbc_decrypt(const uint8_t *key, size_t keylen, const uint8_t iv[C
 	return aes_run(key, keylen, 1, 0, iv, in, n, out);
 }
 
+static const EVP_CIPHER *gcm_cipher(size_t keylen)
+{
+	switch (keylen) {
+	case 16: return EVP_aes_128_gcm();
+	case 24: return EVP_aes_192_gcm();
+	case 32: return EVP_aes_256_gcm();
+	default: return NULL;
+	}
+}
+
+/* One GCM pass; on decryption the tag is set before the final call checks it. */
+static int gcm_run(const uint8_t *key, size_t keylen, int enc, const uint8_t *iv,
+		   const uint8_t *aad, size_t naad, const uint8_t *in, size_t n, uint8_t *out,
+		   uint8_t *tag)
+{
+	const EVP_CIPHER *c = gcm_cipher(keylen);
+	EVP_CIPHER_CTX *ctx = NULL;
+	uint8_t fin[CRYPTO_AES_BLOCK]; /* GCM's final call writes nothing */
+	int outl = 0, finl = 0, rc = TB_E_CRYPTO;
+
+	if (c == NULL)
+		return TB_E_KEYLEN;
+	if (n > (size_t)0x7FFFFFF0 || naad > (size_t)0x7FFFFFF0 ||
+	    (n > 0 && (in == NULL || out == NULL)) || (naad > 0 && aad == NULL))
+		return TB_E_INVAL;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return TB_E_NOMEM;
+	if (EVP_CipherInit_ex(ctx, c, NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRYPTO_GCM_IV_LEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, iv, enc) != 1)
+		goto out;
+	if (naad > 0 && EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)naad) != 1)
+		goto out;
+	if (n > 0 && (EVP_CipherUpdate(ctx, out, &outl, in, (int)n) != 1 || (size_t)outl != n))
+		goto out;
+	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPTO_GCM_TAG_LEN, tag) != 1)
+		goto out;
+	if (EVP_CipherFinal_ex(ctx, fin, &finl) != 1) {
+		rc = enc ? TB_E_CRYPTO : TB_E_AEAD;
+		goto out;
+	}
+	if (finl != 0)
+		goto out;
+	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRYPTO_GCM_TAG_LEN, tag) != 1)
+		goto out;
+	rc = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+int crypto_aes_gcm_encrypt(const uint8_t *key, size_t keylen, const uint8_t iv[CRYPTO_GCM_IV_LEN],
+			   const uint8_t *aad, size_t naad, const uint8_t *in, size_t n,
+			   uint8_t *out, uint8_t tag[CRYPTO_GCM_TAG_LEN])
+{
+	int rc = gcm_run(key, keylen, 1, iv, aad, naad, in, n, out, tag);
+
+	if (rc != 0 && rc != TB_E_KEYLEN && rc != TB_E_INVAL && n > 0)
+		ct_wipe(out, n); /* no half-encrypted output */
+	return rc;
+}
+
+int crypto_aes_gcm_decrypt(const uint8_t *key, size_t keylen, const uint8_t iv[CRYPTO_GCM_IV_LEN],
+			   const uint8_t *aad, size_t naad, const uint8_t *in, size_t n,
+			   const uint8_t tag[CRYPTO_GCM_TAG_LEN], uint8_t *out)
+{
+	uint8_t t[CRYPTO_GCM_TAG_LEN];
+	int rc;
+
+	memcpy(t, tag, sizeof(t)); /* OpenSSL takes a non-const tag */
+	rc = gcm_run(key, keylen, 0, iv, aad, naad, in, n, out, t);
+	/* Nothing of an unauthenticated plaintext leaves: wipe what was decrypted. */
+	if (rc != 0 && rc != TB_E_KEYLEN && rc != TB_E_INVAL && n > 0)
+		ct_wipe(out, n);
+	return rc;
+}
+
 static const char *cmac_cipher_name(size_t keylen)
 {
 	switch (keylen) {

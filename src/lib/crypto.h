@@ -26,6 +26,19 @@ int crypto_aes_cbc_encrypt(const uint8_t *key, size_t keylen, const uint8_t iv[C
 int crypto_aes_cbc_decrypt(const uint8_t *key, size_t keylen, const uint8_t iv[CRYPTO_AES_BLOCK],
 			   const uint8_t *in, size_t n, uint8_t *out);
 
+/* AES-GCM (NIST SP 800-38D) with a 96-bit IV and the full 128-bit tag. in and out
+ * may be the same buffer; aad may be NULL when naad is 0, in/out when n is 0.
+ * Decryption verifies before it releases: on a wrong tag it wipes the n bytes at out
+ * and returns TB_E_AEAD. Never use one (key, iv) pair twice. */
+#define CRYPTO_GCM_IV_LEN 12
+#define CRYPTO_GCM_TAG_LEN 16
+int crypto_aes_gcm_encrypt(const uint8_t *key, size_t keylen, const uint8_t iv[CRYPTO_GCM_IV_LEN],
+			   const uint8_t *aad, size_t naad, const uint8_t *in, size_t n,
+			   uint8_t *out, uint8_t tag[CRYPTO_GCM_TAG_LEN]);
+int crypto_aes_gcm_decrypt(const uint8_t *key, size_t keylen, const uint8_t iv[CRYPTO_GCM_IV_LEN],
+			   const uint8_t *aad, size_t naad, const uint8_t *in, size_t n,
+			   const uint8_t tag[CRYPTO_GCM_TAG_LEN], uint8_t *out);
+
 /* A piece of a message given in parts (MAC chaining value || header || data). */
 struct crypto_part {
 	const uint8_t *p;

@@ -66,7 +66,17 @@
 	X(TB_E_SE_CLA,          -111, "class byte not supported") \
 	X(TB_E_SE_EXPIRED,      -112, "token, ticket or permit out of its validity") \
 	X(TB_E_SE_NOT_ARMED,    -113, "relay not armed") \
-	X(TB_E_SE_CHANNEL,      -114, "logical channels not supported")
+	X(TB_E_SE_CHANNEL,      -114, "logical channels not supported") \
+	X(TB_E_AEAD,             -53, "authenticated decryption failed: tag does not verify") \
+	X(TB_E_SAM_PROTO,       -150, "sam request malformed or out of order") \
+	X(TB_E_SAM_DENIED,      -151, "sam request needs a capability this sam was not started with") \
+	X(TB_E_SAM_KEY,         -152, "sam key (role, version) not loaded") \
+	X(TB_E_SAM_BUSY,        -153, "sam session table full") \
+	X(TB_E_SAM_FULL,        -154, "no free key version: retire one first") \
+	X(TB_E_SAM_KEYFILE,     -155, "sam key file malformed or not sealed under this key-encryption key") \
+	X(TB_E_SAM_RECEIPT,     -156, "receipt MAC does not verify") \
+	X(TB_E_SAM_BLOB,        -157, "sealed blob malformed") \
+	X(TB_E_PKCS11,          -158, "PKCS#11 module, token or key failure")
 
 enum tb_err {
 	TB_OK = 0,

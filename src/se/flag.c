@@ -1,5 +1,6 @@
 /* flag.c - the authenticity-confirmation flag (flow 3): a token the server signs (ECDSA
- * P-256 over the 37 token bytes), stores here through its secure channel, a reader
+ * P-256 over "TBSG" || 01 || the 37 token bytes: the sam's domain-separated form, see
+ * docs/sam.md), stores here through its secure channel, a reader
  * reads and verifies offline with the server's public key, then consumes (clears).
  * Token: version 01 || serial(8) || service(4) || expiry(4) || nonce(16) ||
  * offline limit(4), followed by the signature r || s (64).
