@@ -76,7 +76,35 @@
 	X(TB_E_SAM_KEYFILE,     -155, "sam key file malformed or not sealed under this key-encryption key") \
 	X(TB_E_SAM_RECEIPT,     -156, "receipt MAC does not verify") \
 	X(TB_E_SAM_BLOB,        -157, "sealed blob malformed") \
-	X(TB_E_PKCS11,          -158, "PKCS#11 module, token or key failure")
+	X(TB_E_PKCS11,          -158, "PKCS#11 module, token or key failure") \
+	X(TB_E_DB,              -200, "database error") \
+	X(TB_E_DB_NOT_FOUND,    -201, "no such row in the database") \
+	X(TB_E_DB_EXISTS,       -202, "row already exists in the database") \
+	X(TB_E_DB_CONFLICT,     -203, "idempotency key or id already used for different content") \
+	X(TB_E_DB_CONSTRAINT,   -204, "a database constraint refused the change") \
+	X(TB_E_DB_STATE,        -205, "database batch or request call out of order") \
+	X(TB_E_DB_SCHEMA,       -206, "database schema migration failed or schema newer than this program") \
+	X(TB_E_DB_URL,          -207, "database URL not understood") \
+	X(TB_E_DB_STALE,        -208, "blob version not newer than the stored one") \
+	X(TB_E_SRV_AMOUNT,      -210, "amount zero or above the limit") \
+	X(TB_E_SRV_FUNDS,       -211, "purse balance too low") \
+	X(TB_E_SRV_LIMIT,       -212, "purse balance would exceed the limit") \
+	X(TB_E_SRV_UNKNOWN_SE,  -213, "unknown se") \
+	X(TB_E_SRV_UNKNOWN_READER, -214, "unknown reader") \
+	X(TB_E_SRV_UNKNOWN_SERVICE, -215, "unknown service") \
+	X(TB_E_SRV_LOCKED,      -216, "wallet locked") \
+	X(TB_E_SRV_LOST,        -217, "se reported lost") \
+	X(TB_E_SRV_READER_REVOKED, -218, "reader revoked") \
+	X(TB_E_SRV_KIND,        -219, "service kind does not allow this operation") \
+	X(TB_E_SRV_EXPIRED,     -220, "ticket outside its validity") \
+	X(TB_E_SRV_USED,        -221, "ticket used up or revoked") \
+	X(TB_E_SRV_ITEM,        -222, "item not in the service's price table") \
+	X(TB_E_SRV_STATE,       -223, "order or se in the wrong state for this operation") \
+	X(TB_E_SRV_NOT_OWNER,   -224, "blob belongs to another se that this one does not replace") \
+	X(TB_E_SRV_KEY_VERSION, -225, "reader key version older than the stored one") \
+	X(TB_E_SRV_REFUND,      -226, "refund does not match a payment or exceeds it") \
+	X(TB_E_SRV_UNKNOWN_TICKET, -227, "unknown ticket") \
+	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order")
 
 enum tb_err {
 	TB_OK = 0,
