@@ -10,6 +10,7 @@ int cmd_tool(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_se(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
+int cmd_server(int argc, char **argv);
 int cmd_sam(int argc, char **argv);
 
 int tool_scp03(int argc, char **argv);

@@ -34,6 +34,7 @@
 	X(TB_E_CRYPTO,           -50, "cryptographic library failure") \
 	X(TB_E_KEYLEN,           -51, "key length not 16, 24 or 32 bytes") \
 	X(TB_E_SIGNATURE,        -52, "signature does not verify") \
+	X(TB_E_AEAD,             -53, "authenticated decryption failed: tag does not verify") \
 	X(TB_E_SCP_STATE,        -60, "secure channel command out of order") \
 	X(TB_E_SCP_CARD_CRYPTOGRAM, -61, "card cryptogram does not verify") \
 	X(TB_E_SCP_HOST_CRYPTOGRAM, -62, "host cryptogram does not verify") \
@@ -49,34 +50,6 @@
 	X(TB_E_SCP_KEYSET,       -72, "key set not found") \
 	X(TB_E_SCP_LOCKED,       -73, "key set locked after failed authentications") \
 	X(TB_E_SCP_CLA,          -74, "class byte not allowed for secure messaging") \
-	X(TB_E_STORE,           -90, "page store read, write or sync failed") \
-	X(TB_E_JOURNAL,         -91, "journal corrupt: committed data cannot be recovered") \
-	X(TB_E_JNL_STATE,       -92, "journal call out of order or recovery needed") \
-	X(TB_E_SE_IMAGE,        -100, "se image not formatted or inconsistent") \
-	X(TB_E_SE_SECURITY,     -101, "secure channel, key set role or level does not allow the command") \
-	X(TB_E_SE_STATE,        -102, "conditions of use not satisfied") \
-	X(TB_E_SE_LOCKED,       -103, "wallet locked") \
-	X(TB_E_SE_FUNDS,        -104, "balance too low for the debit") \
-	X(TB_E_SE_LIMIT,        -105, "credit would exceed the maximum balance") \
-	X(TB_E_SE_NOT_FOUND,    -106, "record or application not found") \
-	X(TB_E_SE_EXISTS,       -107, "record already exists") \
-	X(TB_E_SE_FULL,         -108, "no free record slot") \
-	X(TB_E_SE_INS,          -109, "instruction not supported") \
-	X(TB_E_SE_P1P2,         -110, "incorrect P1 or P2") \
-	X(TB_E_SE_CLA,          -111, "class byte not supported") \
-	X(TB_E_SE_EXPIRED,      -112, "token, ticket or permit out of its validity") \
-	X(TB_E_SE_NOT_ARMED,    -113, "relay not armed") \
-	X(TB_E_SE_CHANNEL,      -114, "logical channels not supported") \
-	X(TB_E_AEAD,             -53, "authenticated decryption failed: tag does not verify") \
-	X(TB_E_SAM_PROTO,       -150, "sam request malformed or out of order") \
-	X(TB_E_SAM_DENIED,      -151, "sam request needs a capability this sam was not started with") \
-	X(TB_E_SAM_KEY,         -152, "sam key (role, version) not loaded") \
-	X(TB_E_SAM_BUSY,        -153, "sam session table full") \
-	X(TB_E_SAM_FULL,        -154, "no free key version: retire one first") \
-	X(TB_E_SAM_KEYFILE,     -155, "sam key file malformed or not sealed under this key-encryption key") \
-	X(TB_E_SAM_RECEIPT,     -156, "receipt MAC does not verify") \
-	X(TB_E_SAM_BLOB,        -157, "sealed blob malformed") \
-	X(TB_E_PKCS11,          -158, "PKCS#11 module, token or key failure") \
 	X(TB_E_DB,              -200, "database error") \
 	X(TB_E_DB_NOT_FOUND,    -201, "no such row in the database") \
 	X(TB_E_DB_EXISTS,       -202, "row already exists in the database") \
@@ -104,7 +77,38 @@
 	X(TB_E_SRV_KEY_VERSION, -225, "reader key version older than the stored one") \
 	X(TB_E_SRV_REFUND,      -226, "refund does not match a payment or exceeds it") \
 	X(TB_E_SRV_UNKNOWN_TICKET, -227, "unknown ticket") \
-	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order")
+	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order") \
+	X(TB_E_PROTO_FIELD,     -240, "phone session frame field out of range") \
+	X(TB_E_PROTO_TEXT,      -241, "phone session text not UTF-8 or with control characters") \
+	X(TB_E_PROTO_VERSION,   -242, "phone session protocol version not supported") \
+	X(TB_E_PROTO_STATE,     -243, "phone session not open: before HELLO or ending") \
+	X(TB_E_SAM_PROTO,       -150, "sam request malformed or out of order") \
+	X(TB_E_SAM_DENIED,      -151, "sam request needs a capability this sam was not started with") \
+	X(TB_E_SAM_KEY,         -152, "sam key (role, version) not loaded") \
+	X(TB_E_SAM_BUSY,        -153, "sam session table full") \
+	X(TB_E_SAM_FULL,        -154, "no free key version: retire one first") \
+	X(TB_E_SAM_KEYFILE,     -155, "sam key file malformed or not sealed under this key-encryption key") \
+	X(TB_E_SAM_RECEIPT,     -156, "receipt MAC does not verify") \
+	X(TB_E_SAM_BLOB,        -157, "sealed blob malformed") \
+	X(TB_E_PKCS11,          -158, "PKCS#11 module, token or key failure") \
+	X(TB_E_STORE,           -90, "page store read, write or sync failed") \
+	X(TB_E_JOURNAL,         -91, "journal corrupt: committed data cannot be recovered") \
+	X(TB_E_JNL_STATE,       -92, "journal call out of order or recovery needed") \
+	X(TB_E_SE_IMAGE,        -100, "se image not formatted or inconsistent") \
+	X(TB_E_SE_SECURITY,     -101, "secure channel, key set role or level does not allow the command") \
+	X(TB_E_SE_STATE,        -102, "conditions of use not satisfied") \
+	X(TB_E_SE_LOCKED,       -103, "wallet locked") \
+	X(TB_E_SE_FUNDS,        -104, "balance too low for the debit") \
+	X(TB_E_SE_LIMIT,        -105, "credit would exceed the maximum balance") \
+	X(TB_E_SE_NOT_FOUND,    -106, "record or application not found") \
+	X(TB_E_SE_EXISTS,       -107, "record already exists") \
+	X(TB_E_SE_FULL,         -108, "no free record slot") \
+	X(TB_E_SE_INS,          -109, "instruction not supported") \
+	X(TB_E_SE_P1P2,         -110, "incorrect P1 or P2") \
+	X(TB_E_SE_CLA,          -111, "class byte not supported") \
+	X(TB_E_SE_EXPIRED,      -112, "token, ticket or permit out of its validity") \
+	X(TB_E_SE_NOT_ARMED,    -113, "relay not armed") \
+	X(TB_E_SE_CHANNEL,      -114, "logical channels not supported")
 
 enum tb_err {
 	TB_OK = 0,
