@@ -194,8 +194,9 @@ int cmd_demo(int argc, char **argv)
 	if (run_scp03() != 0)
 		return 1;
 	printf("\nBuilt but not part of this demo yet: the secure element (`tapbridge se`,\n"
-	       "reachable through pcscd+vpcd or a socket; see the README).\n"
-	       "Not built yet (later work): the reader, the phone, the gateway, the server\n"
-	       "with its sam, storage and portal, and the five end-to-end flows.\n");
+	       "reachable through pcscd+vpcd or a socket), the sam (`tapbridge sam`), the\n"
+	       "server's storage and its TLS transport (`tapbridge server`); see the README.\n"
+	       "Not built yet (later work): the server's services, the reader, the phone,\n"
+	       "the gateway, the portal, and the five end-to-end flows.\n");
 	return 0;
 }
