@@ -1,17 +1,27 @@
 /* admin.c - `tapbridge admin`: personalisation of an se image that no se is running
- * on (factory and tests): se-init, se-keys, se-config, se-info. Server-side admin
- * commands come later in the same table.
+ * on (factory and tests): se-init, se-keys, se-config, se-info; and the operator's
+ * server-side commands over a deployment directory (docs/admin.md): init, se-register,
+ * reader-register, service-add, ledger, history, rotate, deny-list.
  * What stays true: every argument is checked before the image is opened, so a bad one
  * leaves the file as it was; key bytes never reach a log line and are wiped (and so are
  * the argv strings they came in) as soon as they are decoded or used. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "io/db_io.h"
+#include "io/sam_client.h"
 #include "io/store_file.h"
+#include "io/tls.h"
+#include "server/ledger.h"
+#include "server/proto.h"
 #include "lib/ct.h"
 #include "lib/err.h"
 #include "lib/hex.h"
@@ -380,6 +390,653 @@ static int adm_se_info(int argc, char **argv)
 	return 0;
 }
 
+
+/* ============================================== server-side administration === */
+/* A deployment directory D holds: sam.keys (sealed) and sam.kek (development KEK file),
+ * state/ (the server's certificate), srv.db (SQLite), tapbridge.conf (what `tapbridge
+ * sam` and `tapbridge server` are to be started with), reader-N.keys (reader key files).
+ * Commands that need the sam start their own one on a private socket inside D, with
+ * only the capability they need, and stop it before they return. */
+
+#define ADM_PATH 4096
+#define ADM_DENY_MAX 48 /* serials in one signed deny list (8 x 48 + 18 <= 512) */
+
+static int adm_path(char out[ADM_PATH], const char *dir, const char *name)
+{
+	int n = snprintf(out, ADM_PATH, "%s/%s", dir, name);
+
+	return n > 0 && n < ADM_PATH ? 0 : TB_E_INVAL;
+}
+
+static int adm_self(char out[ADM_PATH])
+{
+	ssize_t n = readlink("/proc/self/exe", out, ADM_PATH - 1);
+
+	if (n <= 0)
+		return TB_E_IO;
+	out[n] = '\0';
+	return 0;
+}
+
+/* Runs `tapbridge ARGS...` (this binary) and waits: its exit status, or -1. */
+static int adm_run_self(char *const argv[])
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+struct adm_sam {
+	pid_t pid;
+	char sock[ADM_PATH];
+	struct sam_sync c;
+};
+
+/* Starts a sam of deployment dir with flag (NULL, "--allow-perso", "--allow-rotate") and
+ * connects to it. 0, or 1 after saying why. */
+static int adm_sam_start(const char *cmd, const char *dir, const char *flag, struct adm_sam *a)
+{
+	char self[ADM_PATH], keys[ADM_PATH], kek[ADM_PATH], logp[ADM_PATH];
+	char *argv[12];
+	int i = 0, rc = TB_E_IO;
+
+	a->pid = -1;
+	a->c.fd = -1;
+	if (adm_self(self) != 0 || adm_path(keys, dir, "sam.keys") != 0 ||
+	    adm_path(kek, dir, "sam.kek") != 0 || adm_path(logp, dir, "admin-sam.log") != 0 ||
+	    (size_t)snprintf(a->sock, sizeof(a->sock), "%s/admin-%ld.sock", dir, (long)getpid()) >=
+		    sizeof(a->sock))
+		goto fail;
+	argv[i++] = self;
+	argv[i++] = (char *)"sam";
+	argv[i++] = (char *)"--socket";
+	argv[i++] = a->sock;
+	argv[i++] = (char *)"--keys";
+	argv[i++] = keys;
+	argv[i++] = (char *)"--kek-file";
+	argv[i++] = kek;
+	if (flag != NULL)
+		argv[i++] = (char *)flag;
+	argv[i] = NULL;
+	a->pid = fork();
+	if (a->pid < 0)
+		goto fail;
+	if (a->pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (int t = 0; t < 500; t++) {
+		if ((rc = sam_sync_connect(&a->c, a->sock)) == 0)
+			return 0;
+		if (waitpid(a->pid, NULL, WNOHANG) == a->pid) {
+			a->pid = -1;
+			break;
+		}
+		{
+			struct timespec ts = { 0, 10000000L };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+fail:
+	fprintf(stderr, "tapbridge admin %s: cannot start the sam of %s (see %s/admin-sam.log): %s\n",
+		cmd, dir, dir, tb_strerror(rc));
+	if (a->pid > 0) {
+		kill(a->pid, SIGKILL);
+		waitpid(a->pid, NULL, 0);
+	}
+	a->pid = -1;
+	return 1;
+}
+
+static void adm_sam_stop(struct adm_sam *a)
+{
+	sam_sync_close(&a->c);
+	if (a->pid > 0) {
+		kill(a->pid, SIGTERM);
+		waitpid(a->pid, NULL, 0);
+	}
+	a->pid = -1;
+}
+
+/* The deployment's database. 0, or 1 after saying why. */
+static int adm_db(const char *cmd, const char *dir, struct db **db)
+{
+	char path[ADM_PATH], url[ADM_PATH + 8];
+	int rc;
+
+	if (adm_path(path, dir, "srv.db") != 0)
+		return 1;
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	if ((rc = db_open(url, db)) != 0) {
+		fprintf(stderr, "tapbridge admin %s: %s: %s %s\n", cmd, path, tb_strerror(rc),
+			db_open_error());
+		return 1;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------------------- init --- */
+
+static int adm_init(int argc, char **argv)
+{
+	const char *dir = NULL, *keylen = "16";
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--device-key-len", &keylen, NULL } };
+	char self[ADM_PATH], keys[ADM_PATH], kek[ADM_PATH], state[ADM_PATH], conf[ADM_PATH];
+	char sock[ADM_PATH], dbp[ADM_PATH], why[512], hex[TLS_FPR_HEX_LEN];
+	uint8_t fpr[TLS_FPR_LEN];
+	struct tls_server *tls = NULL;
+	struct db *db = NULL;
+	int rc, created = 0;
+	FILE *f;
+
+	if ((rc = args_parse("admin init", argc, argv, opts, 2)) != 0)
+		return rc;
+	if (dir == NULL) {
+		fprintf(stderr, "usage: tapbridge admin init --dir DIR [--device-key-len 16|24|32]\n");
+		return 2;
+	}
+	if (mkdir(dir, 0700) != 0) {
+		fprintf(stderr, "tapbridge admin init: %s: %s\n", dir,
+			errno == EEXIST ? "exists (a deployment is never overwritten)" : strerror(errno));
+		return 1;
+	}
+	if (adm_self(self) != 0 || adm_path(keys, dir, "sam.keys") != 0 ||
+	    adm_path(kek, dir, "sam.kek") != 0 || adm_path(state, dir, "state") != 0 ||
+	    adm_path(conf, dir, "tapbridge.conf") != 0 || adm_path(sock, dir, "sam.sock") != 0 ||
+	    adm_path(dbp, dir, "srv.db") != 0)
+		return 1;
+	{
+		char *sam_argv[] = { self, "sam", "--init", "--keys", keys, "--kek-file", kek,
+				     "--device-key-len", (char *)keylen, NULL };
+
+		if (adm_run_self(sam_argv) != 0) {
+			fprintf(stderr, "tapbridge admin init: `tapbridge sam --init` failed\n");
+			return 1;
+		}
+	}
+	if (mkdir(state, 0700) != 0 || tls_server_open(state, &tls, &created, why, sizeof(why)) != 0) {
+		fprintf(stderr, "tapbridge admin init: %s: certificate: %s\n", state, why);
+		return 1;
+	}
+	tls_server_fingerprint(tls, fpr);
+	(void)tls_fpr_hex(fpr, hex);
+	tls_server_free(tls);
+	if (adm_db("init", dir, &db) != 0)
+		return 1;
+	db_close(db);
+	f = fopen(conf, "w");
+	if (f == NULL) {
+		fprintf(stderr, "tapbridge admin init: %s: %s\n", conf, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "# tapbridge deployment (made by `tapbridge admin init`)\n"
+		   "sam: tapbridge sam --socket %s --keys %s --kek-file %s\n"
+		   "server: tapbridge server --state %s --db sqlite:%s --sam %s\n"
+		   "fingerprint SHA256:%s\n", sock, keys, kek, state, dbp, sock, hex);
+	if (fclose(f) != 0)
+		return 1;
+	printf("init: %s: sam keys, certificate, database, %s\nfingerprint SHA256:%s\n", dir, conf,
+	       hex);
+	printf("WARNING: the KEK is a development file (%s); use a PKCS#11 token in production\n",
+	       kek);
+	return 0;
+}
+
+/* ------------------------------------------------------------ se-register --- */
+
+/* DERIVE_DEVICE_KEYS for role at serial into k (and *kvn). */
+static int adm_derive(struct adm_sam *a, uint8_t role, const uint8_t serial[SAM_SERIAL_LEN],
+		      struct scp_keys *k, uint8_t *kvn)
+{
+	uint8_t body[16], reply[128];
+	struct wr w = wr_init(body, sizeof(body));
+	size_t rn = 0, kl;
+	int rc = sam_enc_derive(&w, role, 0, serial);
+
+	if (rc == 0)
+		rc = sam_sync_call(&a->c, SAM_DERIVE_DEVICE_KEYS, body, w.len, reply, sizeof(reply), &rn);
+	if (rc == 0 && (rn < 3 || (kl = reply[2]) > SCP_KEY_MAX || rn != 3 + 3 * kl))
+		rc = TB_E_SAM_PROTO;
+	if (rc == 0) {
+		memset(k, 0, sizeof(*k));
+		k->len = kl;
+		memcpy(k->enc, reply + 3, kl);
+		memcpy(k->mac, reply + 3 + kl, kl);
+		memcpy(k->dek, reply + 3 + 2 * kl, kl);
+		*kvn = reply[1];
+	}
+	ct_wipe(reply, sizeof(reply));
+	return rc;
+}
+
+static int adm_se_register(int argc, char **argv)
+{
+	const char *dir = NULL, *image = NULL, *serial_hex = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--image", &image, NULL },
+					{ "--serial", &serial_hex, NULL } };
+	uint8_t serial[SE_SERIAL_LEN], kvn_s = 0, kvn_r = 0;
+	struct scp_keys ks, kr;
+	struct store_file sf;
+	struct adm_sam a;
+	struct db *db = NULL;
+	struct db_se se;
+	size_t n;
+	int rc, fresh = 0;
+
+	if ((rc = args_parse("admin se-register", argc, argv, opts, 3)) != 0)
+		return rc;
+	if (dir == NULL || image == NULL || serial_hex == NULL) {
+		fprintf(stderr, "usage: tapbridge admin se-register --dir DIR --image FILE --serial HEX\n");
+		return 2;
+	}
+	if ((rc = adm_hex("se-register", "--serial", serial_hex, SE_SERIAL_LEN, serial,
+			  sizeof(serial), &n)) != 0)
+		return rc;
+	if (adm_db("se-register", dir, &db) != 0)
+		return 1;
+	if (adm_sam_start("se-register", dir, "--allow-perso", &a) != 0) {
+		db_close(db);
+		return 1;
+	}
+	rc = adm_derive(&a, SAM_FAM_SE_SERVER, serial, &ks, &kvn_s);
+	if (rc == 0)
+		rc = adm_derive(&a, SAM_FAM_SE_READER, serial, &kr, &kvn_r);
+	adm_sam_stop(&a);
+	if (rc == 0) {
+		if (store_file_create(&sf, image) == 0)
+			fresh = 1;
+		else if (adm_open("se-register", image, &sf) != 0)
+			rc = TB_E_IO;
+	}
+	if (rc == 0) {
+		if (fresh)
+			rc = se_format(&sf.store, serial);
+		if (rc == 0)
+			rc = se_put_keyset(&sf.store, kvn_s, SE_ROLE_SERVER, &ks);
+		if (rc == 0)
+			rc = se_put_keyset(&sf.store, kvn_r, SE_ROLE_READER, &kr);
+		store_file_close(&sf);
+		if (rc != 0 && fresh)
+			(void)unlink(image);
+	}
+	ct_wipe(&ks, sizeof(ks));
+	ct_wipe(&kr, sizeof(kr));
+	if (rc == 0) {
+		memset(&se, 0, sizeof(se));
+		memcpy(se.serial, serial, sizeof(se.serial));
+		se.state = DB_SE_ACTIVE;
+		se.created = se.changed = (int64_t)time(NULL);
+		rc = db->ops->se_add(db, &se);
+	}
+	db_close(db);
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin se-register: %s: %s\n", serial_hex, tb_strerror(rc));
+		return 1;
+	}
+	printf("se-register: %s: server key set %02X, reader key set %02X written to %s; "
+	       "registered\n", serial_hex, kvn_s, kvn_r, image);
+	return 0;
+}
+
+/* -------------------------------------------------------- reader-register --- */
+
+static int adm_reader_register(int argc, char **argv)
+{
+	const char *dir = NULL, *id_s = NULL, *class_s = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--id", &id_s, NULL },
+					{ "--class", &class_s, NULL } };
+	uint8_t serial[SAM_SERIAL_LEN] = { 0 }, kvn = 0;
+	char path[ADM_PATH], name[48];
+	uint32_t id = 0, cls = 0;
+	struct scp_keys k;
+	struct db_reader r;
+	struct adm_sam a;
+	struct db *db = NULL;
+	FILE *f;
+	int rc, fd;
+
+	if ((rc = args_parse("admin reader-register", argc, argv, opts, 3)) != 0)
+		return rc;
+	if (dir == NULL || id_s == NULL || args_u32(id_s, 1, UINT32_MAX, &id) != 0 ||
+	    (class_s != NULL && args_u32(class_s, 0, UINT32_MAX, &cls) != 0)) {
+		fprintf(stderr, "usage: tapbridge admin reader-register --dir DIR --id N [--class N]\n");
+		return 2;
+	}
+	/* A reader's diversification input: 00 00 00 00 || id. */
+	serial[4] = (uint8_t)(id >> 24);
+	serial[5] = (uint8_t)(id >> 16);
+	serial[6] = (uint8_t)(id >> 8);
+	serial[7] = (uint8_t)id;
+	snprintf(name, sizeof(name), "reader-%u.keys", id);
+	if (adm_path(path, dir, name) != 0 || adm_db("reader-register", dir, &db) != 0)
+		return 1;
+	if (adm_sam_start("reader-register", dir, "--allow-perso", &a) != 0) {
+		db_close(db);
+		return 1;
+	}
+	rc = adm_derive(&a, SAM_FAM_READER_SERVER, serial, &k, &kvn);
+	adm_sam_stop(&a);
+	if (rc == 0) {
+		memset(&r, 0, sizeof(r));
+		r.id = id;
+		r.key_version = kvn;
+		r.reader_class = cls;
+		r.state = DB_READER_ACTIVE;
+		rc = db->ops->reader_add(db, &r);
+	}
+	db_close(db);
+	if (rc == 0 && ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+			(f = fdopen(fd, "w")) == NULL))
+		rc = TB_E_IO;
+	if (rc == 0) {
+		/* The reader's key file, in se-keys' --keys-file format. */
+		const uint8_t *parts[3] = { k.enc, k.mac, k.dek };
+		static const char *const names[3] = { "enc", "mac", "dek" };
+
+		fprintf(f, "# reader %u, key set %02X (reader <-> server)\n", id, kvn);
+		for (int i = 0; i < 3; i++) {
+			fprintf(f, "%s ", names[i]);
+			for (size_t j = 0; j < k.len; j++)
+				fprintf(f, "%02X", parts[i][j]);
+			fputc('\n', f);
+		}
+		if (fclose(f) != 0)
+			rc = TB_E_IO;
+	}
+	ct_wipe(&k, sizeof(k));
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin reader-register: reader %u: %s\n", id, tb_strerror(rc));
+		return 1;
+	}
+	printf("reader-register: reader %u, key set %02X, keys in %s\n", id, kvn, path);
+	return 0;
+}
+
+/* ------------------------------------------------------------- service-add --- */
+
+static const char *const adm_kind_name[] = { "", "personal-auth", "e-money", "e-commerce",
+					     "ticket" };
+
+static int adm_service_add(int argc, char **argv)
+{
+	const char *dir = NULL, *id_s = NULL, *kind_s = NULL, *name = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--id", &id_s, NULL },
+					{ "--kind", &kind_s, NULL }, { "--name", &name, NULL } };
+	char *rest[32];
+	struct db_service sv;
+	struct db *db = NULL;
+	int nrest = 0, rc;
+	uint32_t id = 0;
+
+	memset(&sv, 0, sizeof(sv));
+	/* --price may repeat: taken out here, the rest goes through args_parse. */
+	for (int i = 0; i < argc; i++) {
+		unsigned item, price;
+		char tail;
+
+		if (i > 0 && strcmp(argv[i], "--price") == 0) {
+			if (i + 1 >= argc || sv.n_prices >= DB_PRICES_MAX ||
+			    sscanf(argv[i + 1], "%u=%u%c", &item, &price, &tail) != 2) {
+				fprintf(stderr, "tapbridge admin service-add: --price ITEM=AMOUNT (at most "
+						"%d)\n", DB_PRICES_MAX);
+				return 2;
+			}
+			sv.prices[sv.n_prices].item = item;
+			sv.prices[sv.n_prices].price = price;
+			sv.n_prices++;
+			i++;
+			continue;
+		}
+		if (nrest >= (int)(sizeof(rest) / sizeof(rest[0])) - 1)
+			return 2;
+		rest[nrest++] = argv[i];
+	}
+	rest[nrest] = NULL;
+	if ((rc = args_parse("admin service-add", nrest, rest, opts, 4)) != 0)
+		return rc;
+	for (uint8_t k = 1; kind_s != NULL && k <= 4; k++)
+		if (strcmp(kind_s, adm_kind_name[k]) == 0)
+			sv.kind = k;
+	if (dir == NULL || id_s == NULL || args_u32(id_s, 1, UINT32_MAX, &id) != 0 || sv.kind == 0 ||
+	    name == NULL || strlen(name) == 0 || strlen(name) >= DB_NAME_MAX ||
+	    !proto_text_ok((const uint8_t *)name, strlen(name))) {
+		fprintf(stderr, "usage: tapbridge admin service-add --dir DIR --id N --kind "
+				"e-money|ticket|personal-auth|e-commerce --name TEXT [--price ITEM=AMOUNT ...]\n"
+				"  e-money: item 1 is the amount of a top-up from the phone\n");
+		return 2;
+	}
+	sv.id = id;
+	memcpy(sv.name, name, strlen(name) + 1);
+	if (adm_db("service-add", dir, &db) != 0)
+		return 1;
+	rc = db->ops->service_add(db, &sv);
+	db_close(db);
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin service-add: service %u: %s\n", id, tb_strerror(rc));
+		return 1;
+	}
+	printf("service-add: %u %s \"%s\", %zu prices\n", id, adm_kind_name[sv.kind], name,
+	       sv.n_prices);
+	return 0;
+}
+
+/* ------------------------------------------------------------ ledger, history --- */
+
+static int adm_ledger(int argc, char **argv)
+{
+	const char *dir = NULL, *serial_hex = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--se", &serial_hex, NULL } };
+	uint8_t serial[SE_SERIAL_LEN];
+	struct db_account acc;
+	struct db_service sv;
+	struct db_audit au;
+	struct db *db = NULL;
+	size_t n;
+	int rc;
+
+	if ((rc = args_parse("admin ledger", argc, argv, opts, 2)) != 0)
+		return rc;
+	if (dir == NULL) {
+		fprintf(stderr, "usage: tapbridge admin ledger --dir DIR [--se HEX]\n");
+		return 2;
+	}
+	if (serial_hex != NULL && (rc = adm_hex("ledger", "--se", serial_hex, SE_SERIAL_LEN, serial,
+						sizeof(serial), &n)) != 0)
+		return rc;
+	if (adm_db("ledger", dir, &db) != 0)
+		return 1;
+	rc = db->ops->ledger_audit(db, &au);
+	if (rc == 0) {
+		printf("transfers %llu\npostings %llu\nsum %lld\nunbalanced %llu\nmismatched %llu\n"
+		       "negative %llu\n", (unsigned long long)au.transfers,
+		       (unsigned long long)au.postings, (long long)au.postings_sum,
+		       (unsigned long long)au.unbalanced_transfers,
+		       (unsigned long long)au.balance_mismatches,
+		       (unsigned long long)au.negative_purses);
+		if (db->ops->account_get(db, LEDGER_FLOAT, &acc) == 0)
+			printf("account F float %lld\n", (long long)acc.balance);
+		for (uint32_t id = 1; id <= 256; id++) {
+			char vname[DB_NAME_MAX];
+
+			if (db->ops->service_get(db, id, &sv) != 0 || ledger_name_revenue(id, vname) != 0 ||
+			    db->ops->account_get(db, vname, &acc) != 0)
+				continue;
+			printf("account %s revenue %lld\n", vname, (long long)acc.balance);
+		}
+	}
+	if (rc == 0 && serial_hex != NULL) {
+		int64_t bal = 0;
+
+		if ((rc = ledger_balance(db, serial, &bal)) == 0)
+			printf("purse %s %lld\n", serial_hex, (long long)bal);
+	}
+	db_close(db);
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin ledger: %s\n", tb_strerror(rc));
+		return 1;
+	}
+	return au.postings_sum == 0 && au.unbalanced_transfers == 0 && au.balance_mismatches == 0 ? 0 : 3;
+}
+
+static int adm_history(int argc, char **argv)
+{
+	const char *dir = NULL, *serial_hex = NULL, *reader_s = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--se", &serial_hex, NULL },
+					{ "--reader", &reader_s, NULL } };
+	static struct db_event ev[32];
+	uint8_t serial[SE_SERIAL_LEN];
+	struct db *db = NULL;
+	uint64_t before = 0;
+	uint32_t reader = 0;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = args_parse("admin history", argc, argv, opts, 3)) != 0)
+		return rc;
+	if (dir == NULL || (serial_hex == NULL) == (reader_s == NULL) ||
+	    (reader_s != NULL && args_u32(reader_s, 1, UINT32_MAX, &reader) != 0)) {
+		fprintf(stderr, "usage: tapbridge admin history --dir DIR (--se HEX | --reader N)\n");
+		return 2;
+	}
+	if (serial_hex != NULL && (rc = adm_hex("history", "--se", serial_hex, SE_SERIAL_LEN, serial,
+						sizeof(serial), &n)) != 0)
+		return rc;
+	if (adm_db("history", dir, &db) != 0)
+		return 1;
+	do {
+		rc = serial_hex != NULL ?
+			     db->ops->history_by_se(db, serial, before, ev, 32, &n) :
+			     db->ops->history_by_reader(db, reader, before, ev, 32, &n);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			printf("%llu time %lld kind %u service %u reader %u amount %lld ref %llu\n",
+			       (unsigned long long)ev[i].id, (long long)ev[i].time, (unsigned)ev[i].kind,
+			       ev[i].service, ev[i].reader, (long long)ev[i].amount,
+			       (unsigned long long)ev[i].ref);
+			before = ev[i].id;
+		}
+	} while (rc == 0 && n == 32);
+	db_close(db);
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin history: %s\n", tb_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------- rotate, deny-list --- */
+
+static int adm_rotate(int argc, char **argv)
+{
+	const char *dir = NULL, *fam_s = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--family", &fam_s, NULL } };
+	uint8_t body[1], reply[16];
+	struct adm_sam a;
+	uint32_t fam = SAM_FAM_SE_SERVER;
+	size_t rn = 0;
+	int rc;
+
+	if ((rc = args_parse("admin rotate", argc, argv, opts, 2)) != 0)
+		return rc;
+	if (dir == NULL || (fam_s != NULL && args_u32(fam_s, 1, SAM_FAMILIES, &fam) != 0)) {
+		fprintf(stderr, "usage: tapbridge admin rotate --dir DIR [--family 1..5]\n"
+				"  1 se-server 2 se-reader 3 reader-server 4 signing 5 blobs (default 1)\n");
+		return 2;
+	}
+	if (adm_sam_start("rotate", dir, "--allow-rotate", &a) != 0)
+		return 1;
+	body[0] = (uint8_t)fam;
+	rc = sam_sync_call(&a.c, SAM_ROTATE, body, 1, reply, sizeof(reply), &rn);
+	adm_sam_stop(&a);
+	if (rc != 0 || rn != 2) {
+		fprintf(stderr, "tapbridge admin rotate: %s\n", tb_strerror(rc != 0 ? rc : TB_E_SAM_PROTO));
+		return 1;
+	}
+	printf("rotate: family %u now at version %02X (the old one stays until retired)\n", fam,
+	       reply[1]);
+	return 0;
+}
+
+static int adm_deny_list(int argc, char **argv)
+{
+	const char *dir = NULL, *reader_s = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--reader", &reader_s, NULL } };
+	static uint8_t list[ADM_DENY_MAX][DB_SERIAL_LEN];
+	uint8_t msg[SAM_SIGN_MSG_MAX], body[SAM_SIGN_MSG_MAX + 1], reply[128];
+	struct wr w = wr_init(msg, sizeof(msg)), bw = wr_init(body, sizeof(body));
+	struct db_reader r;
+	struct adm_sam a;
+	struct db *db = NULL;
+	uint64_t version = 0;
+	uint32_t reader = 0;
+	size_t n = 0, rn = 0;
+	int rc;
+
+	if ((rc = args_parse("admin deny-list", argc, argv, opts, 2)) != 0)
+		return rc;
+	if (dir == NULL || reader_s == NULL || args_u32(reader_s, 1, UINT32_MAX, &reader) != 0) {
+		fprintf(stderr, "usage: tapbridge admin deny-list --dir DIR --reader N\n");
+		return 2;
+	}
+	if (adm_db("deny-list", dir, &db) != 0)
+		return 1;
+	rc = db->ops->reader_get(db, reader, &r);
+	if (rc == 0)
+		rc = db->ops->deny_list(db, NULL, list, ADM_DENY_MAX, &n, &version);
+	db_close(db);
+	/* Signed for offline readers: "DENY" reader(4) version(8) count(2) serials. */
+	if (rc == 0 && (wr_bytes(&w, (const uint8_t *)"DENY", 4) != 0 || wr_u32be(&w, reader) != 0 ||
+			wr_u64be(&w, version) != 0 || wr_u16be(&w, (uint16_t)n) != 0))
+		rc = TB_E_NOSPACE;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = wr_bytes(&w, list[i], DB_SERIAL_LEN);
+	if (rc == 0 && adm_sam_start("deny-list", dir, NULL, &a) != 0)
+		return 1;
+	if (rc == 0) {
+		rc = sam_enc_sign(&bw, SAM_SIGN_READER, msg, w.len);
+		if (rc == 0)
+			rc = sam_sync_call(&a.c, SAM_SIGN, body, bw.len, reply, sizeof(reply), &rn);
+		adm_sam_stop(&a);
+	}
+	if (rc == 0 && rn != 1 + SAM_SIG_LEN)
+		rc = TB_E_SAM_PROTO;
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin deny-list: reader %u: %s\n", reader, tb_strerror(rc));
+		return 1;
+	}
+	printf("deny-list reader %u version %llu count %zu\n", reader, (unsigned long long)version, n);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < DB_SERIAL_LEN; j++)
+			printf("%02X", list[i][j]);
+		putchar('\n');
+	}
+	printf("message ");
+	for (size_t i = 0; i < w.len; i++)
+		printf("%02X", msg[i]);
+	printf("\nsignature %02X ", reply[0]);
+	for (size_t i = 1; i < rn; i++)
+		printf("%02X", reply[i]);
+	putchar('\n');
+	return 0;
+}
+
 /* ------------------------------------------------------------------- dispatch --- */
 
 struct adm_cmd {
@@ -396,6 +1053,18 @@ static const struct adm_cmd adm_cmds[] = {
 	{ "se-config", adm_se_config,
 	  "se-config --image FILE [--max-balance N] [--lockout N]   wallet limits" },
 	{ "se-info", adm_se_info, "se-info --image FILE                      what the image holds (no keys)" },
+	{ "init", adm_init, "init --dir DIR [--device-key-len N]       a deployment: sam keys, "
+	  "certificate, db" },
+	{ "se-register", adm_se_register,
+	  "se-register --dir DIR --image FILE --serial HEX   derive and write the se's key sets" },
+	{ "reader-register", adm_reader_register,
+	  "reader-register --dir DIR --id N [--class N]   a reader and its key file" },
+	{ "service-add", adm_service_add,
+	  "service-add --dir DIR --id N --kind KIND --name TEXT [--price ITEM=AMOUNT ...]" },
+	{ "ledger", adm_ledger, "ledger --dir DIR [--se HEX]               audit and balances" },
+	{ "history", adm_history, "history --dir DIR (--se HEX | --reader N)   usage history" },
+	{ "rotate", adm_rotate, "rotate --dir DIR [--family 1..5]          a new sam key version" },
+	{ "deny-list", adm_deny_list, "deny-list --dir DIR --reader N            signed deny list" },
 };
 
 int cmd_admin(int argc, char **argv)
