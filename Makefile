@@ -4,11 +4,12 @@
 #                (once with gcc -Werror, once with clang ASan+UBSan and fuzz smoke runs)
 #   make deps    install the Debian packages alone
 #   make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench   build, then run every benchmark (one line each: ours, reference, ratio)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo check check-plain check-asan fuzz clean
+.PHONY: all deps build demo bench check check-plain check-asan fuzz clean
 
 all: build
 
@@ -21,6 +22,9 @@ build: deps
 
 demo: build
 	./build/release/tapbridge demo
+
+bench: build
+	./build/release/tapbridge bench
 
 check: deps
 	$(MAKE) --no-print-directory check-plain

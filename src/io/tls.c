@@ -4,15 +4,25 @@
  * client context accepts no certificate but the pinned one. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -504,4 +514,232 @@ int tls_fpr_parse(const char *s, uint8_t fpr[TLS_FPR_LEN])
 		return rc;
 	memcpy(fpr, tmp, TLS_FPR_LEN);
 	return 0;
+}
+
+/* ---- blocking use and benchmarks ---- */
+
+int tls_ssl_connect_fd(struct ssl_st *ssl, int fd)
+{
+	int rc = SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1 ? 0 : TB_E_CRYPTO;
+
+	ERR_clear_error();
+	return rc;
+}
+
+int tls_ssl_write_all(struct ssl_st *ssl, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		size_t w = 0;
+
+		if (SSL_write_ex(ssl, p + done, n - done, &w) != 1) {
+			ERR_clear_error();
+			return TB_E_IO;
+		}
+		done += w;
+	}
+	return 0;
+}
+
+int tls_ssl_read_n(struct ssl_st *ssl, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		size_t r = 0;
+
+		if (SSL_read_ex(ssl, p + got, n - got, &r) != 1) {
+			int e = SSL_get_error(ssl, 0);
+
+			ERR_clear_error();
+			return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? TB_E_IO
+										     : TB_E_CRYPTO;
+		}
+		got += r;
+	}
+	return 0;
+}
+
+struct tls_hs_srv {
+	SSL_CTX *ctx;
+	int lfd;
+};
+
+/* The server thread: accept, handshake, one byte, close; until the listener is shut. */
+static void *tls_hs_serve(void *arg)
+{
+	struct tls_hs_srv *h = arg;
+	int fd;
+
+	while ((fd = accept(h->lfd, NULL, NULL)) >= 0) {
+		SSL *ssl = SSL_new(h->ctx);
+
+		if (ssl != NULL && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1)
+			(void)SSL_write(ssl, "x", 1);
+		SSL_free(ssl);
+		ERR_clear_error();
+		close(fd);
+	}
+	return NULL;
+}
+
+static double tls_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int tls_loopback_listen(uint16_t *port)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 128) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* One client handshake: 0 when the server's byte arrived. */
+static int tls_hs_once(struct tls_client *c, uint16_t port)
+{
+	struct sockaddr_in a;
+	SSL *ssl = NULL;
+	uint8_t b;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = TB_E_IO;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons(port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		goto out;
+	rc = TB_E_NOMEM;
+	if ((ssl = SSL_new(c->ctx)) == NULL)
+		goto out;
+	if ((rc = tls_ssl_connect_fd(ssl, fd)) == 0)
+		rc = tls_ssl_read_n(ssl, &b, 1);
+out:
+	SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int tls_bench_handshakes(struct tls_server *s, struct tls_client *c, double seconds,
+			 double *per_s)
+{
+	struct tls_hs_srv h = { s->ctx, -1 };
+	pthread_t th;
+	uint16_t port = 0;
+	double t0, t = 0;
+	long n = 0;
+	int rc = 0;
+
+	if ((h.lfd = tls_loopback_listen(&port)) < 0)
+		return TB_E_IO;
+	if (pthread_create(&th, NULL, tls_hs_serve, &h) != 0) {
+		close(h.lfd);
+		return TB_E_NOMEM;
+	}
+	t0 = tls_now();
+	while (rc == 0 && t < seconds) {
+		if ((rc = tls_hs_once(c, port)) == 0)
+			n++;
+		t = tls_now() - t0;
+	}
+	(void)shutdown(h.lfd, SHUT_RDWR); /* wakes accept() in the server thread */
+	pthread_join(th, NULL);
+	close(h.lfd);
+	if (rc == 0)
+		*per_s = (double)n / t;
+	return rc;
+}
+
+/* The bare reference loop: what a plain libevent + OpenSSL server holds per connection. */
+static void tls_bare_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	bufferevent_write_buffer(bev, bufferevent_get_input(bev));
+}
+
+static void tls_bare_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		bufferevent_free(bev);
+}
+
+static void tls_bare_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			    int n, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+	struct bufferevent *bev = NULL;
+	int one = 1;
+
+	(void)sa;
+	(void)n;
+	/* Without it each echo waits for a delayed ACK (40 ms per connection). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ssl != NULL)
+		bev = bufferevent_openssl_socket_new(evconnlistener_get_base(l), fd, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, tls_bare_read, NULL, tls_bare_event, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int tls_bench_bare_serve(const char *dir, int release, int port_fd)
+{
+	char cert[TLS_PATH_MAX], key[TLS_PATH_MAX];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct event_base *base = event_base_new();
+	struct evconnlistener *l = NULL;
+	uint16_t port = 0;
+	int lfd = -1, rc = TB_E_NOMEM;
+
+	if (ctx == NULL || base == NULL)
+		goto out;
+	rc = TB_E_CRYPTO;
+	if (tls_path(cert, dir, TLS_CERT_FILE, "") != 0 || tls_path(key, dir, TLS_KEY_FILE, "") != 0 ||
+	    !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		goto out;
+	if (release)
+		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	rc = TB_E_IO;
+	if ((lfd = tls_loopback_listen(&port)) < 0 || evutil_make_socket_nonblocking(lfd) != 0)
+		goto out;
+	l = evconnlistener_new(base, tls_bare_accept, ctx, LEV_OPT_CLOSE_ON_FREE, -1, lfd);
+	if (l == NULL)
+		goto out;
+	lfd = -1;
+	if (write(port_fd, &port, sizeof(port)) != (ssize_t)sizeof(port))
+		goto out;
+	event_base_dispatch(base);
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (l != NULL)
+		evconnlistener_free(l);
+	if (base != NULL)
+		event_base_free(base);
+	SSL_CTX_free(ctx);
+	return rc;
 }

@@ -66,4 +66,25 @@ int tls_fpr_parse(const char *s, uint8_t fpr[TLS_FPR_LEN]);
 /* Text for an OpenSSL error code (bufferevent_get_openssl_error()), for log lines. */
 const char *tls_err_text(unsigned long e, char *buf, size_t n);
 
+/* ---- benchmarks and blocking clients (tapbridge bench; docs in bench.c) ---- */
+
+/* Blocking use of a connection on a connected blocking socket fd (the SSL does not own
+ * fd). Each: 0, or TB_E_CRYPTO (handshake or record failure), TB_E_IO (peer closed). */
+int tls_ssl_connect_fd(struct ssl_st *ssl, int fd);
+int tls_ssl_write_all(struct ssl_st *ssl, const uint8_t *p, size_t n);
+int tls_ssl_read_n(struct ssl_st *ssl, uint8_t *p, size_t n);
+
+/* Full TLS 1.3 handshakes over loopback TCP for `seconds`: a server thread accepting with
+ * s, a client (the calling thread) connecting with c; each counts once the client has
+ * read one byte the server sent after its handshake finished. *per_s on success;
+ * TB_E_IO, TB_E_CRYPTO, TB_E_NOMEM. */
+int tls_bench_handshakes(struct tls_server *s, struct tls_client *c, double seconds,
+			 double *per_s);
+/* The reference server of bench sessions: one bare libevent loop with OpenSSL's default
+ * server context (TLS 1.3, DIR's certificate), echoing what it reads. Writes its port
+ * (uint16_t, host order) to port_fd, then serves until the process is killed. release:
+ * also SSL_MODE_RELEASE_BUFFERS. Returns only on failure (TB_E_IO, TB_E_CRYPTO,
+ * TB_E_NOMEM). */
+int tls_bench_bare_serve(const char *dir, int release, int port_fd);
+
 #endif
