@@ -164,6 +164,27 @@ static void test_tls_garbage_and_cut_frames(void **state)
 	assert_int_equal(phone_select(&p, RIG_SVC_TOPUP), PROTO_NOTICE);
 	assert_string_equal(p.notice, "topped up 500, balance 500");
 	phone_close(&p);
+
+	/* Phones that leave at once after a SELECT of a ticket (its row queued for the
+	 * batch) or of the flag (the token at the sam's SIGN): the work finishes without
+	 * them, other phones are served, the se's next session works. */
+	for (int k = 0; k < 4; k++) {
+		struct proto_msg m = { .type = PROTO_SELECT };
+
+		assert_int_equal(phone_open(&p, g_rig.tc, g_rig.port, g_rig.se[1].link, 10000), 0);
+		assert_int_equal(phone_hello(&p, g_rig.se[1].serial, &menu), 1);
+		m.u.select.service = k % 2 == 0 ? RIG_SVC_TICKET : RIG_SVC_PAUTH;
+		assert_int_equal(phone_send(&p, &m), 0);
+		phone_close(&p);
+	}
+	good_topup();
+	assert_int_equal(phone_open(&p, g_rig.tc, g_rig.port, g_rig.se[1].link, 10000), 0);
+	assert_int_equal(phone_hello(&p, g_rig.se[1].serial, &menu), 1);
+	assert_int_equal(phone_select(&p, RIG_SVC_TICKET), PROTO_NOTICE);
+	assert_int_equal(strncmp(p.notice, "ticket ", 7), 0);
+	assert_int_equal(phone_select(&p, RIG_SVC_PAUTH), PROTO_NOTICE);
+	assert_int_equal(strncmp(p.notice, "flag set until ", 15), 0);
+	phone_close(&p);
 }
 
 static void test_ledger_intact(void **state)

@@ -1,9 +1,10 @@
 /* server.c - `tapbridge server`: the service server on one libevent loop (TLS 1.3 phone
  * sessions, the HTTP layer) and, with --db and --sam, the services: the menu from the
- * database, and the e-money top-up into the se's purse through an SCP03 level-33 session
- * the sam opens, tunnelled through the phone (SE_APDU / SE_RESP).
- * What stays true: a confirmation (NOTICE "topped up ...") leaves only after the ledger
- * rows of its receipt are committed, and commits are grouped: all the db work that one
+ * database; the e-money top-up into the se's purse, ticket issuance and the authenticity
+ * flag, each one secured command through an SCP03 level-33 session the sam opens,
+ * tunnelled through the phone (SE_APDU / SE_RESP).
+ * What stays true: a confirmation (NOTICE "topped up ...", "ticket N issued") leaves only
+ * after its ledger or ticket rows are committed, and commits are grouped: all the db work that one
  * loop turn produced goes into one batch (one fsync), then every reply of that batch is
  * sent. Without --db the server says plainly that it has no services. The certificate is
  * made once and its fingerprint printed at every start; SIGINT/SIGTERM end every session
@@ -25,10 +26,14 @@
 #include "io/srv_net.h"
 #include "io/tls.h"
 #include "lib/ct.h"
+#include "lib/crypto.h"
 #include "lib/err.h"
+#include "lib/hex.h"
 #include "se/se.h"
 #include "server/ledger.h"
 #include "server/proto.h"
+#include "server/rules.h"
+#include "server/svc_cmd.h"
 
 #define SRVD_LISTEN_DEFAULT "127.0.0.1:8443"
 #define SRVD_HTTP_DEFAULT "127.0.0.1:8080"
@@ -36,13 +41,21 @@
 #define SRVD_SAM_INFLIGHT 4096u
 #define SRVD_SVC_SCAN 256u       /* service ids 1..this are looked up at start */
 #define SVC_TOPUP_ITEM 1u        /* e-money: price item 1 is the top-up amount */
-#define SVC_RECEIPT_LEN 33u
-#define SVC_RECEIPT_BODY 25u
 #define SVC_CHALLENGE_LEN 8u
+#define SVC_TICKET_DAYS 86400    /* a phone-issued ticket: valid now .. now + 1 day */
+#define SVC_FLAG_SECONDS 300     /* a flag is valid this long after it is set */
+
+/* What a session's channel to the se is for. */
+enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3 };
+static const char *const svc_op_log[] = { "", "topup", "ticket", "flag" };
+static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag" };
 
 /* Where a session's top-up is (one at a time per session). */
 enum svc_state {
 	SV_IDLE = 0,
+	SV_ISSUE,      /* ticket: its db row queued for this loop turn's batch */
+	SV_SIGN,       /* flag: the token at the sam's SIGN */
+	SV_REVOKE,     /* ticket the se refused: its row's revocation queued for the batch */
 	SV_SELECT,     /* SE_APDU SELECT wallet sent */
 	SV_OPENING,    /* SCP_OPEN at the sam */
 	SV_IU,         /* SE_APDU INITIALIZE UPDATE sent */
@@ -66,6 +79,14 @@ struct svc {
 	int gone;
 	unsigned refs;           /* sam requests in flight + queued db work */
 	uint8_t state;           /* enum svc_state */
+	uint8_t op;              /* enum svc_op */
+	uint8_t cmd[SVC_CMD_MAX];/* the secured command (CREDIT, TICKET STORE, FLAG SET) */
+	uint8_t token[SVC_TOKEN_LEN]; /* flag: the token, waiting for its signature */
+	size_t cmd_n;
+	char key[DB_KEY_MAX];    /* ticket: its idempotency key */
+	int64_t valid_from, valid_until;
+	uint64_t ticket;         /* ticket: the id the db gave it */
+	uint16_t sw;             /* ticket: the se's refusal, told after the revocation */
 	uint32_t service;
 	uint32_t amount;
 	uint32_t seq;            /* the last SE_APDU seq sent */
@@ -86,7 +107,8 @@ struct srvd_service {
 	uint32_t id;
 	uint8_t kind;
 	char name[DB_NAME_MAX];
-	uint32_t topup;          /* e-money: the top-up amount (price item 1), 0 = none */
+	uint32_t item1;          /* price item 1, 0 = none: the top-up amount (e-money), the
+	                          * flag's offline limit (personal auth) */
 };
 
 struct srvd {
@@ -147,10 +169,10 @@ static int srvd_load_services(struct srvd *d)
 		o->kind = s.kind;
 		memcpy(o->name, s.name, sizeof(o->name));
 		o->name[sizeof(o->name) - 1] = '\0';
-		o->topup = 0;
+		o->item1 = 0;
 		for (size_t k = 0; k < s.n_prices; k++)
 			if (s.prices[k].item == SVC_TOPUP_ITEM)
-				o->topup = s.prices[k].price;
+				o->item1 = s.prices[k].price;
 	}
 	return 0;
 }
@@ -199,28 +221,57 @@ static void svc_close_handle(struct svc *v)
 	(void)svc_call(v, SAM_SCP_CLOSE, body, w.len, NULL);
 }
 
-/* The top-up cannot go on: the session ends with an error (the sam or our side failed). */
+/* Log event names and phone texts per operation: "<op>_<what>", "<text> ...". */
+static void svc_log(const struct svc *v, struct srv_session *s, const char *what,
+		    const char *detail)
+{
+	char ev[32];
+
+	(void)snprintf(ev, sizeof(ev), "%s_%s", svc_op_log[v->op], what);
+	srv_log(s, ev, "%s", detail);
+}
+
+static const char *svc_text(const struct svc *v)
+{
+	return svc_op_text[v->op];
+}
+
+/* The operation cannot go on: the session ends with an error (the sam or our side failed). */
 static void svc_fail(struct svc *v, const char *why)
 {
 	struct srv_session *s = svc_sess(v);
-
-	svc_close_handle(v);
-	v->state = SV_IDLE;
-	if (s != NULL) {
-		srv_log(s, "topup_failed", "why=%s", why);
-		srv_close_with_error(s, PROTO_ERR_INTERNAL, "top-up failed");
-	}
-}
-
-/* The se refused (a status word): the phone hears it, the session goes on. */
-static void svc_refused(struct svc *v, struct srv_session *s, uint16_t sw)
-{
 	char text[64];
 
 	svc_close_handle(v);
 	v->state = SV_IDLE;
-	srv_log(s, "topup_refused", "sw=%04X", sw);
-	(void)snprintf(text, sizeof(text), "top-up refused by the se (%04X)", sw);
+	if (s != NULL) {
+		(void)snprintf(text, sizeof(text), "why=%s", why);
+		svc_log(v, s, "failed", text);
+		(void)snprintf(text, sizeof(text), "%s failed", svc_text(v));
+		srv_close_with_error(s, PROTO_ERR_INTERNAL, text);
+	}
+}
+
+static void svc_queue_job(struct svc *v);
+
+/* The se refused (a status word): the phone hears it, the session goes on. A ticket the
+ * se refused was never stored (an error status word changes nothing in the se): its row,
+ * committed before, is revoked first, and the phone hears it after that commit. */
+static void svc_refused(struct svc *v, struct srv_session *s, uint16_t sw)
+{
+	char text[64], swx[8];
+
+	svc_close_handle(v);
+	v->state = SV_IDLE;
+	if (v->op == SVC_OP_TICKET) {
+		v->sw = sw;
+		v->state = SV_REVOKE;
+		svc_queue_job(v);
+		return;
+	}
+	(void)snprintf(swx, sizeof(swx), "sw=%04X", sw);
+	svc_log(v, s, "refused", swx);
+	(void)snprintf(text, sizeof(text), "%s refused by the se (%04X)", svc_text(v), sw);
 	srvd_notice(s, text);
 }
 
@@ -305,8 +356,6 @@ static int svc_call(struct svc *v, uint8_t type, const uint8_t *body, size_t n, 
 
 /* ------------------------------------------------------------- top-up --- */
 
-static void svc_queue_job(struct svc *v);
-
 static void svc_on_verify(struct svc *v, struct srv_session *s, int err, const uint8_t *b,
 			  size_t n)
 {
@@ -321,15 +370,40 @@ static void svc_on_verify(struct svc *v, struct srv_session *s, int err, const u
 	svc_queue_job(v);
 }
 
+/* TICKET STORE or FLAG SET answered 9000 under the R-MAC. A ticket's row was committed
+ * before the channel opened, so this is its confirmation; a flag has no row. */
+static void svc_stored(struct svc *v, struct srv_session *s, const struct sam_unwrap_reply *u)
+{
+	char text[80];
+	long long us = (long long)(srvd_now_us() - v->t0_us);
+
+	if (!u->authenticated || u->n != 0) {
+		svc_fail(v, "store");
+		return;
+	}
+	svc_close_handle(v);
+	v->state = SV_IDLE;
+	if (v->op == SVC_OP_TICKET) {
+		(void)snprintf(text, sizeof(text), "service=%u ticket=%llu us=%lld", v->service,
+			       (unsigned long long)v->ticket, us);
+		svc_log(v, s, "done", text);
+		(void)snprintf(text, sizeof(text), "ticket %llu issued",
+			       (unsigned long long)v->ticket);
+	} else {
+		(void)snprintf(text, sizeof(text), "service=%u us=%lld", v->service, us);
+		svc_log(v, s, "done", text);
+		(void)snprintf(text, sizeof(text), "flag set until %lld", (long long)v->valid_until);
+	}
+	srvd_notice(s, text);
+}
+
 static void svc_on_unwrap(struct svc *v, struct srv_session *s, int err, const uint8_t *b,
 			  size_t n)
 {
 	uint8_t body[128];
 	struct wr w = wr_init(body, sizeof(body));
 	struct sam_unwrap_reply u;
-	struct rd r;
-	uint8_t serial[PROTO_SERIAL_LEN], kind, kvn;
-	uint32_t counter, amount, balance;
+	struct svc_receipt rc;
 
 	if (err != 0 || sam_dec_scp_unwrap(b, n, &u) != 0) {
 		svc_fail(v, "unwrap");
@@ -339,19 +413,21 @@ static void svc_on_unwrap(struct svc *v, struct srv_session *s, int err, const u
 		svc_refused(v, s, u.sw);
 		return;
 	}
+	if (v->op != SVC_OP_TOPUP) {
+		svc_stored(v, s, &u);
+		return;
+	}
 	/* The R-MAC proved the receipt to us already; the receipt MAC is what lets it be
 	 * checked again later, so it is verified before it becomes a ledger row. */
-	r = rd_init(u.data, u.n);
-	if (!u.authenticated || u.n != SVC_RECEIPT_LEN || rd_copy(&r, serial, sizeof(serial)) != 0 ||
-	    rd_u32be(&r, &counter) != 0 || rd_u8(&r, &kind) != 0 || rd_u32be(&r, &amount) != 0 ||
-	    rd_u32be(&r, &balance) != 0 || rd_u8(&r, &kvn) != 0 ||
-	    !ct_eq(serial, v->serial, sizeof(serial)) || kind != SE_TX_CREDIT || amount != v->amount) {
+	if (!u.authenticated || svc_receipt_parse(u.data, u.n, &rc) != 0 ||
+	    !ct_eq(rc.serial, v->serial, sizeof(rc.serial)) || rc.kind != SVC_TX_CREDIT ||
+	    rc.amount != v->amount) {
 		svc_fail(v, "receipt");
 		return;
 	}
-	v->counter = counter;
-	v->balance = balance;
-	if (sam_enc_receipt(&w, kvn, v->serial, u.data + SVC_RECEIPT_BODY, 8, u.data,
+	v->counter = rc.counter;
+	v->balance = rc.balance;
+	if (sam_enc_receipt(&w, rc.kvn, v->serial, rc.mac, sizeof(rc.mac), u.data,
 			    SVC_RECEIPT_BODY) != 0 ||
 	    svc_call(v, SAM_RECEIPT_VERIFY, body, w.len, svc_on_verify) != 0) {
 		svc_fail(v, "sam");
@@ -407,27 +483,126 @@ static void svc_on_open(struct svc *v, struct srv_session *s, int err, const uin
 	v->state = SV_IU;
 }
 
-static void svc_topup_start(struct svc *v, struct srv_session *s, const struct srvd_service *sv)
+/* The channel for v->cmd starts: SELECT wallet (plain), then SCP_OPEN at its answer. */
+static void svc_channel_start(struct svc *v, struct srv_session *s)
 {
 	uint8_t apdu[6 + SE_WALLET_AID_LEN] = { 0x00, 0xA4, 0x04, 0x00, SE_WALLET_AID_LEN };
 
 	memcpy(apdu + 5, se_wallet_aid, SE_WALLET_AID_LEN);
 	apdu[5 + SE_WALLET_AID_LEN] = 0x00;
-	v->service = sv->id;
-	v->amount = sv->topup;
-	v->t0_us = srvd_now_us();
 	if (svc_send_apdu(v, s, apdu, sizeof(apdu)) != 0) {
 		svc_fail(v, "send");
 		return;
 	}
-	srv_log(s, "topup_start", "service=%u amount=%u", sv->id, sv->topup);
 	v->state = SV_SELECT;
 }
 
-/* One SE_RESP in the top-up's order. */
+static void svc_topup_start(struct svc *v, struct srv_session *s, const struct srvd_service *sv)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+
+	v->op = SVC_OP_TOPUP;
+	v->service = sv->id;
+	v->amount = sv->item1;
+	v->t0_us = srvd_now_us();
+	if (svc_cmd_credit(&w, v->amount) != 0) {
+		svc_fail(v, "credit");
+		return;
+	}
+	v->cmd_n = w.len;
+	srv_log(s, "topup_start", "service=%u amount=%u", sv->id, sv->item1);
+	svc_channel_start(v, s);
+}
+
+/* A ticket: its db row first (the db gives the id the se's record carries), committed in
+ * this loop turn's batch; the channel opens only after the commit (svc_ticket_issued). */
+static void svc_ticket_start(struct svc *v, struct srv_session *s, const struct srvd_service *sv)
+{
+	uint8_t nonce[8];
+	char hex[17];
+	int64_t now = (int64_t)time(NULL);
+
+	v->op = SVC_OP_TICKET;
+	if (crypto_random(nonce, sizeof(nonce)) != 0 ||
+	    hex_encode(v->serial, sizeof(v->serial), HEX_PUBLIC, hex, sizeof(hex)) != 0) {
+		svc_fail(v, "random");
+		return;
+	}
+	v->service = sv->id;
+	v->amount = 0;
+	v->t0_us = srvd_now_us();
+	v->valid_from = now;
+	v->valid_until = now + SVC_TICKET_DAYS;
+	(void)snprintf(v->key, sizeof(v->key), "I:%s:%02X%02X%02X%02X%02X%02X%02X%02X", hex,
+		       nonce[0], nonce[1], nonce[2], nonce[3], nonce[4], nonce[5], nonce[6],
+		       nonce[7]);
+	srv_log(s, "ticket_start", "service=%u", sv->id);
+	v->state = SV_ISSUE;
+	svc_queue_job(v);
+}
+
+/* The signature of the flag token (key-version(1) signature(64)): FLAG SET carries both. */
+static void svc_on_sign(struct svc *v, struct srv_session *s, int err, const uint8_t *b,
+			size_t n)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+
+	if (err != 0 || n != 1 + SVC_SIG_LEN || svc_cmd_flag_set(&w, v->token, b + 1) != 0) {
+		svc_fail(v, "sign");
+		return;
+	}
+	v->cmd_n = w.len;
+	svc_channel_start(v, s);
+}
+
+/* The authenticity flag (flow 3): token 01 || serial || service || expiry || nonce(16) ||
+ * offline limit, signed by the sam in domain 1, stored by FLAG SET through the channel. */
+static void svc_flag_start(struct svc *v, struct srv_session *s, const struct srvd_service *sv)
+{
+	struct wr w = wr_init(v->token, sizeof(v->token));
+	uint8_t body[SVC_TOKEN_LEN + 8];
+	struct wr b = wr_init(body, sizeof(body));
+	struct svc_token tk;
+
+	v->op = SVC_OP_FLAG;
+	v->service = sv->id;
+	v->t0_us = srvd_now_us();
+	v->valid_until = (int64_t)time(NULL) + SVC_FLAG_SECONDS;
+	memcpy(tk.serial, v->serial, sizeof(tk.serial));
+	tk.service = sv->id;
+	tk.expiry = (uint32_t)v->valid_until;
+	tk.limit = sv->item1;
+	if (crypto_random(tk.nonce, sizeof(tk.nonce)) != 0 || svc_token_put(&w, &tk) != 0 ||
+	    sam_enc_sign(&b, SAM_SIGN_FLAG, v->token, sizeof(v->token)) != 0 ||
+	    svc_call(v, SAM_SIGN, body, b.len, svc_on_sign) != 0) {
+		svc_fail(v, "sign");
+		return;
+	}
+	srv_log(s, "flag_start", "service=%u", sv->id);
+	v->state = SV_SIGN;
+}
+
+/* The ticket's row is durable: its record goes to the se. The db's validity is
+ * [from, until); the se's is [not_before, not_after], so not_after = until - 1. */
+static void svc_ticket_issued(struct svc *v, struct srv_session *s)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+	struct svc_ticket tk = { .id = v->ticket, .service = v->service, .uses = 1 };
+
+	tk.not_before = (uint32_t)v->valid_from;
+	tk.not_after = (uint32_t)(v->valid_until - 1);
+	if (svc_cmd_ticket_store(&w, &tk) != 0) {
+		svc_fail(v, "ticket record");
+		return;
+	}
+	v->cmd_n = w.len;
+	svc_channel_start(v, s);
+}
+
+/* One SE_RESP in the channel's order (the same for every operation). */
 static void svc_se_resp(struct svc *v, struct srv_session *s, const struct proto_apdu *a)
 {
-	uint8_t body[SAM_APDU_MAX + 64], credit[9];
+	uint8_t body[SAM_APDU_MAX + 64];
 	struct wr w = wr_init(body, sizeof(body));
 	uint16_t sw = (uint16_t)(a->data[a->n - 2] << 8 | a->data[a->n - 1]);
 	int rc = 0;
@@ -449,16 +624,7 @@ static void svc_se_resp(struct svc *v, struct srv_session *s, const struct proto
 			svc_refused(v, s, sw);
 			return;
 		}
-		credit[0] = 0x80;
-		credit[1] = 0x32;
-		credit[2] = 0x00;
-		credit[3] = 0x00;
-		credit[4] = 0x04;
-		credit[5] = (uint8_t)(v->amount >> 24);
-		credit[6] = (uint8_t)(v->amount >> 16);
-		credit[7] = (uint8_t)(v->amount >> 8);
-		credit[8] = (uint8_t)v->amount;
-		rc = sam_enc_scp_step(&w, v->handle, a->data, a->n, credit, sizeof(credit));
+		rc = sam_enc_scp_step(&w, v->handle, a->data, a->n, v->cmd, v->cmd_n);
 		if (rc == 0)
 			rc = svc_call(v, SAM_SCP_STEP, body, w.len, svc_on_step1);
 		v->state = SV_STEP1;
@@ -500,6 +666,36 @@ static void svc_queue_job(struct svc *v)
 		event_active(d->flush, EV_TIMEOUT, 0);
 }
 
+/* A ticket's row committed (rc 0), refused by a rule, or lost with its batch; or the
+ * revocation of a row the se refused (done or not, the phone hears the refusal). */
+static void svc_ticket_done(struct svc *v, struct srv_session *s, int rc)
+{
+	char text[96];
+
+	if (v->state == SV_REVOKE) {
+		v->state = SV_IDLE;
+		(void)snprintf(text, sizeof(text), "sw=%04X ticket=%llu revoked=%d", v->sw,
+			       (unsigned long long)v->ticket, rc == 0);
+		svc_log(v, s, "refused", text);
+		(void)snprintf(text, sizeof(text), "ticket refused by the se (%04X)", v->sw);
+		srvd_notice(s, text);
+		return;
+	}
+	if (rc == 0) {
+		svc_ticket_issued(v, s);
+		return;
+	}
+	v->state = SV_IDLE;
+	(void)snprintf(text, sizeof(text), "err=%d", rc);
+	svc_log(v, s, "unrecorded", text);
+	if (rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT || rc == TB_E_DB_CONFLICT || rc == TB_E_NOMEM) {
+		srv_close_with_error(s, PROTO_ERR_INTERNAL, "ticket not recorded");
+		return;
+	}
+	(void)snprintf(text, sizeof(text), "ticket refused (%s)", tb_strerror(rc));
+	srvd_notice(s, text);
+}
+
 static void svc_job_done(struct svc *v, int rc)
 {
 	struct srv_session *s = svc_sess(v);
@@ -508,6 +704,10 @@ static void svc_job_done(struct svc *v, int rc)
 
 	if (s == NULL) {
 		svc_close_handle(v);
+		return;
+	}
+	if (v->op == SVC_OP_TICKET) {
+		svc_ticket_done(v, s, rc);
 		return;
 	}
 	if (rc != 0) {
@@ -562,6 +762,49 @@ static int svc_reconcile(struct srvd *d, struct svc *v, const struct ledger_req 
 	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT ? rc : 0;
 }
 
+/* The revocation of a ticket the se refused, inside its own request of the batch. */
+static int svc_ticket_revoke(struct srvd *d, struct svc *v)
+{
+	struct db_ticket t;
+	int rc, r2;
+
+	if ((rc = db_req_begin(d->db)) != 0)
+		return rc;
+	r2 = d->db->ops->ticket_get(d->db, v->ticket, &t);
+	if (r2 == 0)
+		r2 = d->db->ops->ticket_update(d->db, v->ticket, t.uses_left, DB_TICKET_REVOKED);
+	rc = db_req_end(d->db, r2 == 0);
+	return r2 != 0 ? r2 : rc;
+}
+
+/* A ticket's row, inside its own request of the batch. */
+static int svc_ticket_job(struct srvd *d, struct svc *v, int64_t now)
+{
+	struct srv_ticket_req rq;
+	struct db_applied out;
+	int rc, r2;
+
+	if (v->state == SV_REVOKE)
+		return svc_ticket_revoke(d, v);
+	memset(&rq, 0, sizeof(rq));
+	memcpy(rq.key, v->key, sizeof(rq.key));
+	memcpy(rq.se, v->serial, sizeof(rq.se));
+	rq.service = v->service;
+	rq.valid_from = v->valid_from;
+	rq.valid_until = v->valid_until;
+	rq.uses = 1;
+	rq.now = now;
+	if ((rc = db_req_begin(d->db)) != 0)
+		return rc;
+	r2 = srv_ticket_issue(d->db, &rq, &out);
+	rc = db_req_end(d->db, r2 == 0);
+	if (r2 != 0)
+		return r2;
+	if (rc == 0)
+		v->ticket = out.id;
+	return rc;
+}
+
 static void srvd_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srvd *d = arg;
@@ -584,6 +827,10 @@ static void srvd_flush_cb(evutil_socket_t fd, short what, void *arg)
 		v->job_rc = rc;
 		if (rc != 0)
 			continue;
+		if (v->op == SVC_OP_TICKET) {
+			v->job_rc = svc_ticket_job(d, v, now);
+			continue;
+		}
 		memset(&rq, 0, sizeof(rq));
 		memcpy(rq.se, v->serial, sizeof(rq.se));
 		rq.service = v->service;
@@ -714,8 +961,12 @@ static int srvd_frame(struct srv_session *s, const struct proto_msg *m, void *ar
 			srvd_notice(s, "busy with the service selected before");
 			break;
 		}
-		if (sv->kind == DB_SVC_EMONEY && sv->topup > 0 && d->sam != NULL)
+		if (sv->kind == DB_SVC_EMONEY && sv->item1 > 0 && d->sam != NULL)
 			svc_topup_start(v, s, sv);
+		else if (sv->kind == DB_SVC_TICKET && d->sam != NULL)
+			svc_ticket_start(v, s, sv);
+		else if (sv->kind == DB_SVC_PAUTH && d->sam != NULL)
+			svc_flag_start(v, s, sv);
 		else
 			srvd_notice(s, "service not available from the phone yet");
 		break;

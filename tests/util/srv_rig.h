@@ -4,7 +4,10 @@
  * services, and `tapbridge server` on an ephemeral port; the client context pinned to the
  * fingerprint the server printed. Each server start logs to its own file (server.N.log).
  *
- * Services: 1 "top-up" (e-money, top-up amount item 1 = RIG_TOPUP), 2 "transit" (ticket). */
+ * The se also gets its SE_READER key set from the same sam (readers' checks over the
+ * contactless link: rig_reader_open).
+ * Services: 1 "top-up" (e-money, top-up amount item 1 = RIG_TOPUP), 2 "transit" (ticket),
+ * 3 "id-check" (personal auth: the authenticity flag, offline limit item 1 = RIG_OFFLINE). */
 #ifndef TB_TEST_SRV_RIG_H
 #define TB_TEST_SRV_RIG_H
 
@@ -25,6 +28,8 @@
 #define RIG_TOPUP 500u
 #define RIG_SVC_TOPUP 1u
 #define RIG_SVC_TICKET 2u
+#define RIG_SVC_PAUTH 3u
+#define RIG_OFFLINE 2000u
 
 struct rig_se {
 	char image[PATH_MAX], link[PATH_MAX], log[PATH_MAX];
@@ -58,24 +63,18 @@ static inline void rig_serial(int i, uint8_t serial[8])
 	serial[7] = (uint8_t)(i + 1);
 }
 
-/* The se's server key set from the sam, written into a fresh image. */
-static inline void rig_make_se(struct srv_rig *r, struct sam_sync *sam, int i)
+/* The se's key set of family fam (SE_SERVER, SE_READER) from the sam, written into its
+ * image by `admin se-keys` with role ("server", "reader"). */
+static inline void rig_put_keys(struct srv_rig *r, struct sam_sync *sam, int i, uint8_t fam,
+				char *role)
 {
 	struct rig_se *e = &r->se[i];
 	uint8_t body[16], reply[128];
-	char serial_hex[17], kvn_hex[3], keys[3][65], name[32];
+	char kvn_hex[3], keys[3][65];
 	struct wr w = wr_init(body, sizeof(body));
 	size_t rn = 0, kl;
 
-	rig_serial(i, e->serial);
-	assert_int_equal(hex_encode(e->serial, 8, HEX_PUBLIC, serial_hex, sizeof(serial_hex)), 0);
-	snprintf(name, sizeof(name), "se%d.img", i);
-	rig_path(r, e->image, name);
-	snprintf(name, sizeof(name), "se%d.link", i);
-	rig_path(r, e->link, name);
-	snprintf(name, sizeof(name), "se%d.log", i);
-	rig_path(r, e->log, name);
-	assert_int_equal(sam_enc_derive(&w, SAM_FAM_SE_SERVER, 0, e->serial), 0);
+	assert_int_equal(sam_enc_derive(&w, fam, 0, e->serial), 0);
 	assert_int_equal(sam_sync_call(sam, SAM_DERIVE_DEVICE_KEYS, body, w.len, reply,
 				       sizeof(reply), &rn), 0);
 	kl = reply[2];
@@ -88,15 +87,37 @@ static inline void rig_make_se(struct srv_rig *r, struct sam_sync *sam, int i)
 			snprintf(keys[k] + 2 * j, 3, "%02X", reply[3 + (size_t)k * kl + j]);
 	ct_wipe(reply, sizeof(reply));
 	{
-		char *init[] = { r->bin, "admin", "se-init", "--image", e->image, "--serial",
-				 serial_hex, NULL };
 		char *put[] = { r->bin, "admin", "se-keys", "--image", e->image, "--kvn", kvn_hex,
 				"--enc", keys[0], "--mac", keys[1], "--dek", keys[2], "--role",
-				"server", NULL };
+				role, NULL };
 
-		assert_int_equal(sp_run(init, "/dev/null"), 0);
 		assert_int_equal(sp_run(put, "/dev/null"), 0);
 	}
+	ct_wipe(keys, sizeof(keys));
+}
+
+/* A fresh image with the server and reader key sets; its se process started. */
+static inline void rig_make_se(struct srv_rig *r, struct sam_sync *sam, int i)
+{
+	struct rig_se *e = &r->se[i];
+	char serial_hex[17], name[32];
+
+	rig_serial(i, e->serial);
+	assert_int_equal(hex_encode(e->serial, 8, HEX_PUBLIC, serial_hex, sizeof(serial_hex)), 0);
+	snprintf(name, sizeof(name), "se%d.img", i);
+	rig_path(r, e->image, name);
+	snprintf(name, sizeof(name), "se%d.link", i);
+	rig_path(r, e->link, name);
+	snprintf(name, sizeof(name), "se%d.log", i);
+	rig_path(r, e->log, name);
+	{
+		char *init[] = { r->bin, "admin", "se-init", "--image", e->image, "--serial",
+				 serial_hex, NULL };
+
+		assert_int_equal(sp_run(init, "/dev/null"), 0);
+	}
+	rig_put_keys(r, sam, i, SAM_FAM_SE_SERVER, "server");
+	rig_put_keys(r, sam, i, SAM_FAM_SE_READER, "reader");
 	{
 		char cl[PATH_MAX + 8];
 		char *se[] = { r->bin, "se", "--image", e->image, "--link", e->link, "--listen", cl,
@@ -138,6 +159,14 @@ static inline void rig_db_setup(struct srv_rig *r)
 	sv.id = RIG_SVC_TICKET;
 	sv.kind = DB_SVC_TICKET;
 	strcpy(sv.name, "transit");
+	assert_int_equal(db->ops->service_add(db, &sv), 0);
+	memset(&sv, 0, sizeof(sv));
+	sv.id = RIG_SVC_PAUTH;
+	sv.kind = DB_SVC_PAUTH;
+	strcpy(sv.name, "id-check");
+	sv.n_prices = 1;
+	sv.prices[0].item = 1;
+	sv.prices[0].price = RIG_OFFLINE;
 	assert_int_equal(db->ops->service_add(db, &sv), 0);
 	db_close(db);
 }
