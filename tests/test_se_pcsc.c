@@ -7,6 +7,7 @@
  * pcscd restart under the se. Skips only where the rig cannot run (exit 77). */
 #define _GNU_SOURCE
 #include "se_proc.h"
+#include "pcsc_rig.h"
 
 #include <pthread.h>
 
@@ -18,41 +19,11 @@
 #define SERVICE 0x00000009u
 
 static struct {
-	char rig[4096], dir[64], bin[4096], img[128], link[128], log[128];
-	int rig_started, rig_skip;
+	char dir[64], bin[4096], img[128], link[128], log[128];
+	int rig_skip;
 	volatile pid_t pid;
 	SCARDCONTEXT ctx;
 } S;
-
-static char *rig_argv[4] = { "bash", S.rig, NULL, NULL };
-
-/* fork/exec/waitpid only: also used from the signal handler. */
-static int rig_run(char *cmd)
-{
-	pid_t pid;
-	int st;
-
-	rig_argv[2] = cmd;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execv("/bin/bash", rig_argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void rig_stop(void)
-{
-	if (S.rig_started) {
-		S.rig_started = 0;
-		(void)rig_run("stop");
-	}
-}
 
 /* A hung test leaves neither the se nor pcscd behind. */
 static void on_fatal_signal(int sig)
@@ -60,7 +31,7 @@ static void on_fatal_signal(int sig)
 	(void)sig;
 	if (S.pid > 0)
 		kill(S.pid, SIGKILL);
-	if (S.rig_started)
+	if (rig_started)
 		(void)rig_run("stop");
 	_exit(1);
 }
@@ -73,18 +44,6 @@ static void cleanup_at_exit(void)
 		S.pid = 0;
 	}
 	rig_stop();
-}
-
-static void rig_path_init(void)
-{
-	const char *v = TB_VECTOR_DIR;
-	size_t n = strlen(v);
-
-	if (n <= 8 || strcmp(v + n - 8, "/vectors") != 0) {
-		fprintf(stderr, "test_se_pcsc: TB_VECTOR_DIR %s does not end in /vectors\n", v);
-		exit(1);
-	}
-	snprintf(S.rig, sizeof(S.rig), "%.*s/pcscd_rig.sh", (int)(n - 8), v);
 }
 
 /* Waits for the card in RDR0 with SCardGetStatusChange (it blocks until a change). */
@@ -160,7 +119,7 @@ static int group_setup(void **state)
 				      "stop it first" : ", reason above");
 		return -1;
 	}
-	S.rig_started = 1;
+	rig_started = 1;
 	strcpy(S.dir, "/tmp/tb_se_pcsc.XXXXXX");
 	assert_non_null(mkdtemp(S.dir));
 	sp_bin(S.bin, sizeof(S.bin));
@@ -525,7 +484,7 @@ int main(void)
 	sigaction(SIGINT, &sa, NULL);
 	alarm(100); /* below ctest's 120 s, so the rig and the se are stopped by us */
 	signal(SIGPIPE, SIG_IGN);
-	rig_path_init();
+	rig_path_init("test_se_pcsc");
 	atexit(cleanup_at_exit);
 	return cmocka_run_group_tests_name("se_pcsc", tests, group_setup, group_teardown);
 }

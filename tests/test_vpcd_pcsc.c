@@ -31,6 +31,7 @@
 #include "lib/bytes.h"
 #include "lib/err.h"
 #include "vec.h"
+#include "pcsc_rig.h"
 
 /* ---- the toy card: what the se will be, reduced to four instructions ---- */
 
@@ -800,39 +801,8 @@ static void test_fake_refused_backoff(void **state)
 #define RDR1 "Virtual PCD 00 01"
 #define PCSC_BUF 65548 /* pcsc-lite's MAX_BUFFER_SIZE_EXTENDED */
 
-static char rig_path[4096];
-static char *rig_argv[4] = { "bash", rig_path, NULL, NULL };
-static int rig_started;
 static int rig_skip; /* why the PC/SC tests skip; 0 when they run */
 static SCARDCONTEXT pc_ctx;
-
-/* fork/exec/waitpid only: also used from the signal handler. */
-static int rig_run(char *cmd)
-{
-	pid_t pid;
-	int st;
-
-	rig_argv[2] = cmd;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execv("/bin/bash", rig_argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void rig_stop(void)
-{
-	if (rig_started) {
-		rig_started = 0;
-		(void)rig_run("stop");
-	}
-}
 
 /* A hung test must not leave pcscd behind: stop the rig, then die. */
 static void on_fatal_signal(int sig)
@@ -844,19 +814,6 @@ static void on_fatal_signal(int sig)
 	if (rig_started)
 		(void)rig_run("stop");
 	_exit(1);
-}
-
-static void rig_path_init(void)
-{
-	const char *v = TB_VECTOR_DIR;
-	size_t n = strlen(v);
-
-	/* TB_VECTOR_DIR is <src>/tests/vectors. */
-	if (n <= 8 || strcmp(v + n - 8, "/vectors") != 0) {
-		fprintf(stderr, "test_vpcd_pcsc: TB_VECTOR_DIR %s does not end in /vectors\n", v);
-		exit(1);
-	}
-	snprintf(rig_path, sizeof(rig_path), "%.*s/pcscd_rig.sh", (int)(n - 8), v);
 }
 
 static void pc_wait_present(const char *reader, int timeout_ms)
@@ -1204,7 +1161,7 @@ int main(void)
 	sigaction(SIGINT, &sa, NULL);
 	alarm(100); /* below ctest's 120 s, so the rig is stopped by us */
 	signal(SIGPIPE, SIG_IGN);
-	rig_path_init();
+	rig_path_init("test_vpcd_pcsc");
 	atexit(rig_stop);
 	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "evthread_use_pthreads failed\n");
