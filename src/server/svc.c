@@ -1,0 +1,481 @@
+/* svc.c - the per-phone service engine: SELECT, the SCP03 channel through the phone,
+ * the sam's steps and the db work, as decisions over struct svc with no I/O.
+ * What stays true: a confirmation is told only after its commit outcome is 0 (a ticket's
+ * only after its committed record is stored in the se); a failed commit never confirms. */
+#include <string.h>
+
+#include "crypto.h"
+#include "ct.h"
+#include "err.h"
+#include "hex.h"
+#include "svc.h"
+
+static void svc_tell_kind(struct svc *v, const struct svc_io *io, uint8_t kind)
+{
+	struct svc_tell t = { .kind = kind };
+
+	io->tell(v, &t);
+}
+
+static int svc_live(const struct svc *v, const struct svc_io *io)
+{
+	return !v->gone && io->live(v);
+}
+
+static int svc_sam(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq)
+{
+	int rc = io->sam(v, rq);
+
+	if (rc == 0)
+		v->refs++;
+	return rc;
+}
+
+/* 1 when nothing refers to v any more after dropping one reference. */
+static int svc_put(struct svc *v)
+{
+	if (v->refs > 0)
+		v->refs--;
+	return v->gone && v->refs == 0;
+}
+
+/* Ends the sam session of v, if any (fire and forget). */
+static void svc_close_handle(struct svc *v, const struct svc_io *io)
+{
+	struct svc_sam_req rq = { .kind = SVC_SAM_CLOSE };
+
+	if (!v->has_handle)
+		return;
+	v->has_handle = 0;
+	rq.handle = v->handle;
+	(void)svc_sam(v, io, &rq);
+}
+
+/* The operation cannot go on: the session ends with an error (the sam or our side failed). */
+static void svc_fail(struct svc *v, const struct svc_io *io, const char *why)
+{
+	struct svc_tell t = { .kind = SVC_T_FAILED, .why = why };
+
+	svc_close_handle(v, io);
+	v->state = SV_IDLE;
+	if (svc_live(v, io))
+		io->tell(v, &t);
+}
+
+static void svc_queue_job(struct svc *v, const struct svc_io *io)
+{
+	v->refs++;
+	io->job(v);
+}
+
+/* The se refused (a status word): the phone hears it, the session goes on. A ticket the
+ * se refused was never stored (an error status word changes nothing in the se): its row,
+ * committed before, is revoked first, and the phone hears it after that commit. */
+static void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw)
+{
+	struct svc_tell t = { .kind = SVC_T_REFUSED, .sw = sw };
+
+	svc_close_handle(v, io);
+	v->state = SV_IDLE;
+	if (v->op == SVC_OP_TICKET) {
+		v->sw = sw;
+		v->state = SV_REVOKE;
+		svc_queue_job(v, io);
+		return;
+	}
+	io->tell(v, &t);
+}
+
+static int svc_send_apdu(struct svc *v, const struct svc_io *io, const uint8_t *apdu, size_t n)
+{
+	return io->apdu(v, ++v->seq, apdu, n);
+}
+
+/* The channel for v->cmd starts: SELECT wallet (plain), then SCP_OPEN at its answer. */
+static void svc_channel_start(struct svc *v, const struct svc_io *io)
+{
+	uint8_t apdu[6 + SVC_AID_MAX] = { 0x00, 0xA4, 0x04, 0x00, (uint8_t)io->aid_n };
+
+	if (io->aid_n <= SVC_AID_MAX)
+		memcpy(apdu + 5, io->aid, io->aid_n); /* Le 00 follows: the array is zeroed */
+	if (io->aid_n > SVC_AID_MAX || svc_send_apdu(v, io, apdu, 6 + io->aid_n) != 0) {
+		svc_fail(v, io, "send");
+		return;
+	}
+	v->state = SV_SELECT;
+}
+
+/* ---------------------------------------------------------- sam replies --- */
+
+static void svc_on_verify(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (r->err != 0) {
+		svc_fail(v, io, "receipt MAC");
+		return;
+	}
+	v->state = SV_COMMIT;
+	svc_queue_job(v, io);
+}
+
+/* TICKET STORE or FLAG SET answered 9000 under the R-MAC. A ticket's row was committed
+ * before the channel opened, so this is its confirmation; a flag has no row. */
+static void svc_stored(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (!r->authenticated || r->n != 0) {
+		svc_fail(v, io, "store");
+		return;
+	}
+	svc_close_handle(v, io);
+	v->state = SV_IDLE;
+	svc_tell_kind(v, io, v->op == SVC_OP_TICKET ? SVC_T_TICKET_ISSUED : SVC_T_FLAG_SET);
+}
+
+static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	struct svc_sam_req rq = { .kind = SVC_SAM_VERIFY };
+	struct svc_receipt rc;
+
+	if (r->err != 0) {
+		svc_fail(v, io, "unwrap");
+		return;
+	}
+	if (r->sw != 0x9000) {
+		svc_refused(v, io, r->sw);
+		return;
+	}
+	if (v->op != SVC_OP_TOPUP) {
+		svc_stored(v, io, r);
+		return;
+	}
+	/* The R-MAC proved the receipt to us already; the receipt MAC is what lets it be
+	 * checked again later, so it is verified before it becomes a ledger row. */
+	if (!r->authenticated || svc_receipt_parse(r->data, r->n, &rc) != 0 ||
+	    !ct_eq(rc.serial, v->serial, sizeof(rc.serial)) || rc.kind != SVC_TX_CREDIT ||
+	    rc.amount != v->amount) {
+		svc_fail(v, io, "receipt");
+		return;
+	}
+	v->counter = rc.counter;
+	v->balance = rc.balance;
+	rq.kvn = rc.kvn;
+	rq.serial = v->serial;
+	rq.mac = rc.mac;
+	rq.mac_n = sizeof(rc.mac);
+	rq.data = r->data;
+	rq.n = SVC_RECEIPT_BODY;
+	if (svc_sam(v, io, &rq) != 0) {
+		svc_fail(v, io, "sam");
+		return;
+	}
+	v->state = SV_VERIFY;
+}
+
+static void svc_on_step2(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (r->err != 0)
+		svc_fail(v, io, "external authenticate");
+}
+
+static void svc_on_step1(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (r->err != 0 || r->ea == NULL || r->wrapped == NULL) {
+		svc_fail(v, io, "initialize update");
+		return;
+	}
+	/* EXTERNAL AUTHENTICATE and the command go together: one round trip fewer. */
+	if (svc_send_apdu(v, io, r->ea, r->ea_n) != 0 ||
+	    svc_send_apdu(v, io, r->wrapped, r->wrapped_n) != 0) {
+		svc_fail(v, io, "send");
+		return;
+	}
+	v->state = SV_EA;
+}
+
+static void svc_on_open(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (r->err != 0) {
+		svc_fail(v, io, "open");
+		return;
+	}
+	v->handle = r->handle;
+	v->has_handle = 1;
+	if (svc_send_apdu(v, io, r->apdu, r->apdu_n) != 0) {
+		svc_fail(v, io, "send");
+		return;
+	}
+	v->state = SV_IU;
+}
+
+/* The signature of the flag token (key-version(1) signature(64)): FLAG SET carries both. */
+static void svc_on_sign(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+
+	if (r->err != 0 || r->n != 1 + SVC_SIG_LEN ||
+	    svc_cmd_flag_set(&w, v->token, r->data + 1) != 0) {
+		svc_fail(v, io, "sign");
+		return;
+	}
+	v->cmd_n = w.len;
+	svc_channel_start(v, io);
+}
+
+typedef void (*svc_reply_fn)(struct svc *v, const struct svc_io *io,
+			     const struct svc_sam_reply *r);
+
+static const svc_reply_fn svc_replies[SVC_SAM_KINDS] = {
+	[SVC_SAM_OPEN] = svc_on_open,     [SVC_SAM_STEP1] = svc_on_step1,
+	[SVC_SAM_STEP2] = svc_on_step2,   [SVC_SAM_UNWRAP] = svc_on_unwrap,
+	[SVC_SAM_VERIFY] = svc_on_verify, [SVC_SAM_SIGN] = svc_on_sign,
+};
+
+int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
+		 const struct svc_sam_reply *r)
+{
+	svc_reply_fn fn = kind < SVC_SAM_KINDS ? svc_replies[kind] : NULL;
+
+	if (svc_live(v, io)) {
+		if (fn != NULL)
+			fn(v, io, r);
+	} else if (kind == SVC_SAM_OPEN && r->err == 0) {
+		/* opened for a phone that left meanwhile: close it at once */
+		v->handle = r->handle;
+		v->has_handle = 1;
+		svc_close_handle(v, io);
+	}
+	return svc_put(v);
+}
+
+/* ------------------------------------------------------------- starts --- */
+
+static void svc_topup_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+			    int64_t now_us)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+
+	v->op = SVC_OP_TOPUP;
+	v->service = sv->id;
+	v->amount = sv->item1;
+	v->t0_us = now_us;
+	if (svc_cmd_credit(&w, v->amount) != 0) {
+		svc_fail(v, io, "credit");
+		return;
+	}
+	v->cmd_n = w.len;
+	svc_tell_kind(v, io, SVC_T_START);
+	svc_channel_start(v, io);
+}
+
+/* A ticket: its db row first (the db gives the id the se's record carries), committed in
+ * this loop turn's batch; the channel opens only after the commit (svc_ticket_issued). */
+static void svc_ticket_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+			     int64_t now_s, int64_t now_us)
+{
+	uint8_t nonce[8];
+	char *k = v->key;
+
+	v->op = SVC_OP_TICKET;
+	memcpy(k, "I:", 2);
+	if (crypto_random(nonce, sizeof(nonce)) != 0 ||
+	    hex_encode(v->serial, sizeof(v->serial), HEX_PUBLIC, k + 2, 2 * SVC_SERIAL_LEN + 1) != 0) {
+		svc_fail(v, io, "random");
+		return;
+	}
+	k[2 + 2 * SVC_SERIAL_LEN] = ':';
+	if (hex_encode(nonce, sizeof(nonce), HEX_PUBLIC, k + 3 + 2 * SVC_SERIAL_LEN,
+		       sizeof(v->key) - 3 - 2 * SVC_SERIAL_LEN) != 0) {
+		svc_fail(v, io, "random");
+		return;
+	}
+	v->service = sv->id;
+	v->amount = 0;
+	v->t0_us = now_us;
+	v->valid_from = now_s;
+	v->valid_until = now_s + SVC_TICKET_DAYS;
+	svc_tell_kind(v, io, SVC_T_START);
+	v->state = SV_ISSUE;
+	svc_queue_job(v, io);
+}
+
+/* The authenticity flag (flow 3): token 01 || serial || service || expiry || nonce(16) ||
+ * offline limit, signed by the sam in domain 1, stored by FLAG SET through the channel. */
+static void svc_flag_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+			   int64_t now_s, int64_t now_us)
+{
+	struct wr w = wr_init(v->token, sizeof(v->token));
+	struct svc_sam_req rq = { .kind = SVC_SAM_SIGN, .data = v->token, .n = sizeof(v->token) };
+	struct svc_token tk;
+
+	v->op = SVC_OP_FLAG;
+	v->service = sv->id;
+	v->t0_us = now_us;
+	v->valid_until = now_s + SVC_FLAG_SECONDS;
+	memcpy(tk.serial, v->serial, sizeof(tk.serial));
+	tk.service = sv->id;
+	tk.expiry = (uint32_t)v->valid_until;
+	tk.limit = sv->item1;
+	if (crypto_random(tk.nonce, sizeof(tk.nonce)) != 0 || svc_token_put(&w, &tk) != 0 ||
+	    svc_sam(v, io, &rq) != 0) {
+		svc_fail(v, io, "sign");
+		return;
+	}
+	svc_tell_kind(v, io, SVC_T_START);
+	v->state = SV_SIGN;
+}
+
+void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->serial, serial, sizeof(v->serial));
+	v->user = user;
+}
+
+void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		int has_sam, int64_t now_s, int64_t now_us)
+{
+	if (sv == NULL) {
+		svc_tell_kind(v, io, SVC_T_NO_SERVICE);
+		return;
+	}
+	if (v->state != SV_IDLE) {
+		svc_tell_kind(v, io, SVC_T_BUSY);
+		return;
+	}
+	if (sv->kind == DB_SVC_EMONEY && sv->item1 > 0 && has_sam)
+		svc_topup_start(v, io, sv, now_us);
+	else if (sv->kind == DB_SVC_TICKET && has_sam)
+		svc_ticket_start(v, io, sv, now_s, now_us);
+	else if (sv->kind == DB_SVC_PAUTH && has_sam)
+		svc_flag_start(v, io, sv, now_s, now_us);
+	else
+		svc_tell_kind(v, io, SVC_T_UNAVAILABLE);
+}
+
+/* ------------------------------------------------------------ the se --- */
+
+/* The ticket's row is durable: its record goes to the se. The db's validity is
+ * [from, until); the se's is [not_before, not_after], so not_after = until - 1. */
+static void svc_ticket_issued(struct svc *v, const struct svc_io *io)
+{
+	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+	struct svc_ticket tk = { .id = v->ticket, .service = v->service, .uses = 1 };
+
+	tk.not_before = (uint32_t)v->valid_from;
+	tk.not_after = (uint32_t)(v->valid_until - 1);
+	if (svc_cmd_ticket_store(&w, &tk) != 0) {
+		svc_fail(v, io, "ticket record");
+		return;
+	}
+	v->cmd_n = w.len;
+	svc_channel_start(v, io);
+}
+
+/* The sam request an awaited SE_RESP leads to, and the state after it (the caller let
+ * only SV_SELECT, SV_IU, SV_EA and SV_CREDIT through). */
+static int svc_resp_step(struct svc *v, const struct svc_io *io, const uint8_t *resp, size_t n)
+{
+	struct svc_sam_req rq = { .handle = v->handle, .data = resp, .n = n, .serial = v->serial };
+
+	switch (v->state) {
+	case SV_SELECT:
+		rq.kind = SVC_SAM_OPEN;
+		rq.data = NULL;
+		rq.n = 0;
+		v->state = SV_OPENING;
+		break;
+	case SV_IU:
+		rq.kind = SVC_SAM_STEP1;
+		rq.cmd = v->cmd;
+		rq.cmd_n = v->cmd_n;
+		v->state = SV_STEP1;
+		break;
+	case SV_EA:
+		rq.kind = SVC_SAM_STEP2;
+		v->state = SV_CREDIT;
+		break;
+	default: /* SV_CREDIT: pipelined behind the EA step, the sam answers in order */
+		rq.kind = SVC_SAM_UNWRAP;
+		v->state = SV_UNWRAP;
+		break;
+	}
+	return svc_sam(v, io, &rq);
+}
+
+void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uint8_t *resp,
+		 size_t n)
+{
+	uint16_t sw;
+
+	if (v->acked == v->seq || seq != v->acked + 1 || n < 2) {
+		svc_tell_kind(v, io, SVC_T_RESP_UNASKED);
+		return;
+	}
+	v->acked++;
+	sw = (uint16_t)(resp[n - 2] << 8 | resp[n - 1]);
+	if (v->state != SV_SELECT && v->state != SV_IU && v->state != SV_EA &&
+	    v->state != SV_CREDIT) {
+		svc_tell_kind(v, io, SVC_T_RESP_UNEXPECTED);
+		return;
+	}
+	if ((v->state == SV_SELECT || v->state == SV_IU) && sw != 0x9000) {
+		svc_refused(v, io, sw);
+		return;
+	}
+	if (svc_resp_step(v, io, resp, n) != 0)
+		svc_fail(v, io, "sam");
+}
+
+/* ------------------------------------------------------- commit outcome --- */
+
+/* A ticket's row committed (rc 0), refused by a rule, or lost with its batch; or the
+ * revocation of a row the se refused (done or not, the phone hears the refusal). */
+static void svc_ticket_done(struct svc *v, const struct svc_io *io, int rc)
+{
+	struct svc_tell t = { .kind = SVC_T_TICKET_REFUSED, .sw = v->sw, .rc = rc };
+
+	if (v->state == SV_REVOKE) {
+		v->state = SV_IDLE;
+		io->tell(v, &t);
+		return;
+	}
+	if (rc == 0) {
+		svc_ticket_issued(v, io);
+		return;
+	}
+	v->state = SV_IDLE;
+	if (rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT || rc == TB_E_DB_CONFLICT || rc == TB_E_NOMEM)
+		t.kind = SVC_T_TICKET_LOST;
+	else
+		t.kind = SVC_T_TICKET_RULE;
+	io->tell(v, &t);
+}
+
+int svc_job_done(struct svc *v, const struct svc_io *io, int rc, int replayed)
+{
+	struct svc_tell t = { .kind = SVC_T_TOPPED_UP, .rc = rc, .replayed = replayed };
+
+	if (!svc_live(v, io)) {
+		svc_close_handle(v, io);
+		return svc_put(v);
+	}
+	if (v->op == SVC_OP_TICKET) {
+		svc_ticket_done(v, io, rc);
+		return svc_put(v);
+	}
+	/* A lost commit: the se holds the credit; the ledger records its receipt
+	 * S:<serial>:<counter> when it is seen again (docs/protocol-phone.md). */
+	if (rc != 0)
+		t.kind = SVC_T_TOPUP_LOST;
+	svc_close_handle(v, io);
+	v->state = SV_IDLE;
+	io->tell(v, &t);
+	return svc_put(v);
+}
+
+int svc_leave(struct svc *v, const struct svc_io *io)
+{
+	svc_close_handle(v, io);
+	v->gone = 1;
+	v->refs++;
+	return svc_put(v);
+}

@@ -1,0 +1,174 @@
+/* svc.h - the per-phone service engine of the server: e-money top-up, ticket issue and
+ * the authenticity flag as one state machine per session, with no I/O and no allocation.
+ * The caller owns struct svc (fixed size) and drives it with the phone's SELECT and SE_RESP,
+ * the sam's replies and the commit outcome of queued db work; the engine answers through
+ * struct svc_io: the APDU for the phone, the sam request, the db work item, what the phone
+ * hears. A confirmation is told only from svc_job_done() with a zero commit outcome (top-up)
+ * or after a committed ticket's record was stored in the se. */
+#ifndef TB_SERVER_SVC_H
+#define TB_SERVER_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "svc_cmd.h"
+
+#define SVC_TICKET_DAYS 86400    /* a phone-issued ticket: valid now .. now + 1 day */
+#define SVC_FLAG_SECONDS 300     /* a flag is valid this long after it is set */
+#define SVC_AID_MAX 16u          /* the longest wallet aid svc_io may name */
+
+/* What a session's channel to the se is for. */
+enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3 };
+
+/* Where a session's operation is (one at a time per session). */
+enum svc_state {
+	SV_IDLE = 0,
+	SV_ISSUE,      /* ticket: its db row queued for this loop turn's batch */
+	SV_SIGN,       /* flag: the token at the sam's SIGN */
+	SV_REVOKE,     /* ticket the se refused: its row's revocation queued for the batch */
+	SV_SELECT,     /* SE_APDU SELECT wallet sent */
+	SV_OPENING,    /* SCP_OPEN at the sam */
+	SV_IU,         /* SE_APDU INITIALIZE UPDATE sent */
+	SV_STEP1,      /* SCP_STEP (IU response + command) at the sam */
+	SV_EA,         /* SE_APDU EXTERNAL AUTHENTICATE and wrapped command sent */
+	SV_CREDIT,     /* EA response given to the sam; waiting for the command's response */
+	SV_UNWRAP,     /* SCP_UNWRAP at the sam */
+	SV_VERIFY,     /* RECEIPT_VERIFY at the sam */
+	SV_COMMIT,     /* ledger work queued for this loop turn's batch */
+};
+
+/* The sam requests the engine issues; the tag comes back with the reply. */
+enum svc_sam_kind {
+	SVC_SAM_CLOSE = 0, /* SCP_CLOSE(handle): fire and forget */
+	SVC_SAM_OPEN,      /* SCP_OPEN for the se serial, level 33, wallet aid */
+	SVC_SAM_STEP1,     /* SCP_STEP(handle, IU response, cmd) */
+	SVC_SAM_STEP2,     /* SCP_STEP(handle, EA response) */
+	SVC_SAM_UNWRAP,    /* SCP_UNWRAP(handle, response) */
+	SVC_SAM_VERIFY,    /* RECEIPT_VERIFY(kvn, serial, mac, data) */
+	SVC_SAM_SIGN,      /* SIGN(flag domain, data) */
+	SVC_SAM_KINDS
+};
+
+/* A sam request; pointers are valid during the call only. */
+struct svc_sam_req {
+	uint8_t kind;           /* enum svc_sam_kind */
+	uint32_t handle;        /* CLOSE, STEP*, UNWRAP */
+	const uint8_t *data;    /* the se's response, the receipt body or the token */
+	size_t n;
+	const uint8_t *cmd;     /* STEP1: the command to wrap */
+	size_t cmd_n;
+	const uint8_t *serial;  /* OPEN, VERIFY */
+	uint8_t kvn;            /* VERIFY */
+	const uint8_t *mac;     /* VERIFY */
+	size_t mac_n;
+};
+
+/* A sam reply as the adapter decoded it for its tag; err != 0: failed or undecodable. */
+struct svc_sam_reply {
+	int err;
+	uint32_t handle;                /* OPEN */
+	const uint8_t *apdu;            /* OPEN: INITIALIZE UPDATE */
+	size_t apdu_n;
+	const uint8_t *ea, *wrapped;    /* STEP1 (err set unless both and EA state) */
+	size_t ea_n, wrapped_n;
+	uint16_t sw;                    /* UNWRAP */
+	int authenticated;              /* UNWRAP */
+	const uint8_t *data;            /* UNWRAP: plain response data; SIGN: raw reply */
+	size_t n;
+};
+
+/* What the phone hears (and the log line that goes with it). */
+enum svc_tell_kind {
+	SVC_T_START = 1,       /* log only: "<op>_start" */
+	SVC_T_FAILED,          /* why; the session ends: "<op> failed" */
+	SVC_T_REFUSED,         /* sw: "<op> refused by the se (XXXX)" */
+	SVC_T_TICKET_ISSUED,   /* confirmation: "ticket N issued" */
+	SVC_T_FLAG_SET,        /* confirmation: "flag set until T" */
+	SVC_T_TICKET_REFUSED,  /* sw, rc == 0: revoked; "ticket refused by the se (XXXX)" */
+	SVC_T_TICKET_LOST,     /* rc: row not recorded (db); the session ends */
+	SVC_T_TICKET_RULE,     /* rc: row refused by a rule: "ticket refused (...)" */
+	SVC_T_TOPUP_LOST,      /* rc: credit not recorded; the session ends */
+	SVC_T_TOPPED_UP,       /* confirmation: "topped up A, balance B" (replayed) */
+	SVC_T_NO_SERVICE,      /* "no such service" */
+	SVC_T_BUSY,            /* "busy with the service selected before" */
+	SVC_T_UNAVAILABLE,     /* "service not available from the phone yet" */
+	SVC_T_RESP_UNASKED,    /* SE_RESP out of seq: the session ends */
+	SVC_T_RESP_UNEXPECTED, /* SE_RESP in no channel state: the session ends */
+};
+
+struct svc_tell {
+	uint8_t kind;       /* enum svc_tell_kind */
+	const char *why;    /* FAILED: a static word */
+	uint16_t sw;
+	int rc;
+	int replayed;
+};
+
+struct svc;
+
+/* The adapter. apdu and sam return 0 or a negative TB_E_* (the operation then fails);
+ * job queues v's db work for the next group commit, answered by svc_job_done(); live
+ * says whether v's phone session still exists (the engine also knows of svc_leave()). */
+struct svc_io {
+	const uint8_t *aid;   /* the wallet applet the channel selects */
+	size_t aid_n;
+	int (*apdu)(struct svc *v, uint32_t seq, const uint8_t *apdu, size_t n);
+	int (*sam)(struct svc *v, const struct svc_sam_req *rq);
+	void (*job)(struct svc *v);
+	void (*tell)(struct svc *v, const struct svc_tell *t);
+	int (*live)(const struct svc *v);
+};
+
+/* A service as offered (from the db's services table). */
+struct svc_offer {
+	uint32_t id;
+	uint8_t kind;       /* enum db_svc_kind */
+	uint32_t item1;     /* price item 1: top-up amount, flag's offline limit; 0 = none */
+};
+
+/* One phone session's service state. The adapter may read every field; it writes only
+ * user and, from a committed ticket job, ticket. */
+struct svc {
+	void *user;
+	uint8_t serial[SVC_SERIAL_LEN];
+	int gone;
+	unsigned refs;           /* sam requests in flight + queued db work */
+	uint8_t state;           /* enum svc_state */
+	uint8_t op;              /* enum svc_op */
+	uint8_t cmd[SVC_CMD_MAX];/* the secured command (CREDIT, TICKET STORE, FLAG SET) */
+	uint8_t token[SVC_TOKEN_LEN]; /* flag: the token, waiting for its signature */
+	size_t cmd_n;
+	char key[DB_KEY_MAX];    /* ticket: its idempotency key */
+	int64_t valid_from, valid_until;
+	uint64_t ticket;         /* ticket: the id the db gave it */
+	uint16_t sw;             /* ticket: the se's refusal, told after the revocation */
+	uint32_t service;
+	uint32_t amount;
+	uint32_t seq;            /* the last SE_APDU seq sent */
+	uint32_t acked;          /* the last seq answered by an SE_RESP (they come in order) */
+	uint32_t handle;         /* sam session, valid while has_handle */
+	int has_handle;
+	int64_t t0_us;           /* SELECT arrived */
+	uint32_t counter, balance; /* the receipt */
+};
+
+/* A fresh idle session for the se serial. */
+void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user);
+/* The phone's SELECT: sv NULL = no such service; has_sam: the server has a sam. */
+void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		int has_sam, int64_t now_s, int64_t now_us);
+/* The phone's SE_RESP (seq, response with its status word). */
+void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uint8_t *resp,
+		 size_t n);
+/* The sam's reply to a request of the given kind; unknown kinds and replies for a phone
+ * that left are ignored (an opened channel is closed). 1: v may be freed now. */
+int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
+		 const struct svc_sam_reply *r);
+/* The outcome of v's queued db work: 0 committed, else the error (the batch's or its own).
+ * replayed: the top-up's key was applied before. 1: v may be freed now. */
+int svc_job_done(struct svc *v, const struct svc_io *io, int rc, int replayed);
+/* The phone left. 1: v may be freed now (else after its last reply or job). */
+int svc_leave(struct svc *v, const struct svc_io *io);
+
+#endif

@@ -1,0 +1,436 @@
+/* test_srv_svc.c - the per-phone service engine (server/svc.h) driven by fake phone, sam
+ * and db inputs: confirmations only after a zero commit outcome, failed commits never
+ * confirm, a phone leaving frees its state once nothing refers to it, stray replies do nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "svc.h"
+
+#define EV_MAX 64
+
+/* What the engine asked for, in order. */
+enum fake_ev { EV_APDU = 1, EV_SAM, EV_JOB, EV_TELL };
+
+struct fake_rec {
+	uint8_t ev;
+	uint8_t kind;       /* sam kind or tell kind */
+	uint32_t seq;       /* apdu */
+	uint32_t handle;    /* sam */
+	uint8_t apdu0;      /* apdu: first byte (CLA) */
+	uint8_t ins;        /* apdu: INS */
+	int rc;
+};
+
+struct fake {
+	struct fake_rec r[EV_MAX];
+	size_t n;
+	int live;
+	int sam_fail;
+};
+
+static struct fake *fake_of(const struct svc *v)
+{
+	return v->user;
+}
+
+static void fake_add(struct svc *v, const struct fake_rec *r)
+{
+	struct fake *f = fake_of(v);
+
+	assert_true(f->n < EV_MAX);
+	f->r[f->n++] = *r;
+}
+
+static int fake_apdu(struct svc *v, uint32_t seq, const uint8_t *apdu, size_t n)
+{
+	struct fake_rec r = { .ev = EV_APDU, .seq = seq };
+
+	assert_true(n >= 2);
+	r.apdu0 = apdu[0];
+	r.ins = apdu[1];
+	fake_add(v, &r);
+	return 0;
+}
+
+static int fake_sam(struct svc *v, const struct svc_sam_req *rq)
+{
+	struct fake_rec r = { .ev = EV_SAM, .kind = rq->kind, .handle = rq->handle };
+
+	if (fake_of(v)->sam_fail)
+		return TB_E_IO;
+	fake_add(v, &r);
+	return 0;
+}
+
+static void fake_job(struct svc *v)
+{
+	struct fake_rec r = { .ev = EV_JOB };
+
+	fake_add(v, &r);
+}
+
+static void fake_tell(struct svc *v, const struct svc_tell *t)
+{
+	struct fake_rec r = { .ev = EV_TELL, .kind = t->kind, .rc = t->rc };
+
+	fake_add(v, &r);
+}
+
+static int fake_live(const struct svc *v)
+{
+	return fake_of(v)->live;
+}
+
+static const uint8_t fake_aid[5] = { 0xF0, 0x01, 0x02, 0x03, 0x04 };
+
+static const struct svc_io fake_io = {
+	.aid = fake_aid, .aid_n = sizeof(fake_aid), .apdu = fake_apdu, .sam = fake_sam,
+	.job = fake_job, .tell = fake_tell, .live = fake_live,
+};
+
+static const uint8_t serial[SVC_SERIAL_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+static const uint8_t ok_resp[2] = { 0x90, 0x00 };
+static const uint8_t ea[5] = { 0x84, 0x82, 0x33, 0x00, 0x00 };
+static const uint8_t wrapped[5] = { 0x84, 0x32, 0x00, 0x00, 0x00 };
+
+static void setup_svc(struct svc *v, struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->live = 1;
+	svc_init(v, serial, f);
+}
+
+/* How many events of this kind (and tell/sam kind, 0 = any: so not for SVC_SAM_CLOSE). */
+static size_t count(const struct fake *f, uint8_t ev, uint8_t kind)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (f->r[i].ev == ev && (kind == 0 || f->r[i].kind == kind))
+			c++;
+	return c;
+}
+
+static const struct fake_rec *last(const struct fake *f)
+{
+	assert_true(f->n > 0);
+	return &f->r[f->n - 1];
+}
+
+/* A receipt for serial: counter 5, credit of amount, balance 700. */
+static void make_receipt(uint8_t out[SVC_RECEIPT_LEN], uint32_t amount)
+{
+	memset(out, 0, SVC_RECEIPT_LEN);
+	memcpy(out, serial, SVC_SERIAL_LEN);
+	out[11] = 5;                 /* counter */
+	out[12] = SVC_TX_CREDIT;
+	out[15] = (uint8_t)(amount >> 8);
+	out[16] = (uint8_t)amount;
+	out[19] = 0x02;              /* balance 700 = 0x2BC */
+	out[20] = 0xBC;
+	out[21] = 0x01;              /* kvn */
+}
+
+static int sam_ok(struct svc *v, uint8_t kind)
+{
+	struct svc_sam_reply r = { 0 };
+
+	return svc_sam_done(v, &fake_io, kind, &r);
+}
+
+/* Drives a top-up up to the queued ledger job; the receipt MAC is verified. */
+static void topup_to_commit(struct svc *v, struct fake *f)
+{
+	const struct svc_offer sv = { .id = 3, .kind = DB_SVC_EMONEY, .item1 = 0x100 };
+	uint8_t receipt[SVC_RECEIPT_LEN];
+	struct svc_sam_reply r = { 0 };
+
+	svc_select(v, &fake_io, &sv, 1, 1000, 5);
+	assert_int_equal(last(f)->ev, EV_APDU);
+	assert_int_equal(last(f)->ins, 0xA4);
+	assert_int_equal(v->state, SV_SELECT);
+	svc_se_resp(v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(f)->kind, SVC_SAM_OPEN);
+	r.handle = 7;
+	r.apdu = ea;
+	r.apdu_n = sizeof(ea);
+	assert_int_equal(svc_sam_done(v, &fake_io, SVC_SAM_OPEN, &r), 0);
+	assert_int_equal(last(f)->seq, 2);
+	svc_se_resp(v, &fake_io, 2, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(f)->kind, SVC_SAM_STEP1);
+	memset(&r, 0, sizeof(r));
+	r.ea = ea;
+	r.ea_n = sizeof(ea);
+	r.wrapped = wrapped;
+	r.wrapped_n = sizeof(wrapped);
+	assert_int_equal(svc_sam_done(v, &fake_io, SVC_SAM_STEP1, &r), 0);
+	assert_int_equal(v->state, SV_EA);
+	assert_int_equal(last(f)->seq, 4);
+	svc_se_resp(v, &fake_io, 3, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(f)->kind, SVC_SAM_STEP2);
+	svc_se_resp(v, &fake_io, 4, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(f)->kind, SVC_SAM_UNWRAP);
+	assert_int_equal(sam_ok(v, SVC_SAM_STEP2), 0);
+	make_receipt(receipt, 0x100);
+	memset(&r, 0, sizeof(r));
+	r.sw = 0x9000;
+	r.authenticated = 1;
+	r.data = receipt;
+	r.n = sizeof(receipt);
+	assert_int_equal(svc_sam_done(v, &fake_io, SVC_SAM_UNWRAP, &r), 0);
+	assert_int_equal(last(f)->kind, SVC_SAM_VERIFY);
+	assert_int_equal(v->state, SV_VERIFY);
+	assert_int_equal(sam_ok(v, SVC_SAM_VERIFY), 0);
+	assert_int_equal(last(f)->ev, EV_JOB);
+	assert_int_equal(v->state, SV_COMMIT);
+	assert_int_equal(v->counter, 5);
+	assert_int_equal(v->balance, 700);
+}
+
+static void test_topup_confirms_after_commit(void **state)
+{
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	topup_to_commit(&v, &f);
+	/* no confirmation, no NOTICE of any kind, before the commit outcome */
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TOPPED_UP), 0);
+	assert_int_equal(count(&f, EV_TELL, 0), 1); /* the start log line only */
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 0);
+	assert_int_equal(last(&f)->ev, EV_TELL);
+	assert_int_equal(last(&f)->kind, SVC_T_TOPPED_UP);
+	assert_int_equal(f.r[f.n - 2].kind, SVC_SAM_CLOSE);
+	assert_int_equal(f.r[f.n - 2].handle, 7);
+	assert_int_equal(v.state, SV_IDLE);
+	assert_int_equal(v.has_handle, 0);
+}
+
+static void test_topup_failed_commit(void **state)
+{
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	topup_to_commit(&v, &f);
+	assert_int_equal(svc_job_done(&v, &fake_io, TB_E_DB, 0), 0);
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TOPPED_UP), 0);
+	assert_int_equal(last(&f)->kind, SVC_T_TOPUP_LOST); /* the session ends with an ERROR */
+	assert_int_equal(last(&f)->rc, TB_E_DB);
+	assert_int_equal(f.r[f.n - 2].ev, EV_SAM); /* the channel closed first */
+	assert_int_equal(f.r[f.n - 2].kind, SVC_SAM_CLOSE);
+	assert_int_equal(f.r[f.n - 2].handle, 7);
+	assert_int_equal(v.state, SV_IDLE);
+}
+
+static void test_ticket_commit_first(void **state)
+{
+	const struct svc_offer sv = { .id = 4, .kind = DB_SVC_TICKET };
+	struct svc_sam_reply r = { .sw = 0x9000, .authenticated = 1 };
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	assert_int_equal(v.state, SV_ISSUE);
+	assert_int_equal(last(&f)->ev, EV_JOB);
+	assert_int_equal(count(&f, EV_APDU, 0), 0); /* nothing to the se before the row */
+	assert_int_equal(strncmp(v.key, "I:0102030405060708:", 19), 0);
+	assert_int_equal(strlen(v.key), 35);
+	assert_int_equal(v.valid_until, 1000 + SVC_TICKET_DAYS);
+	v.ticket = 42;
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 0);
+	assert_int_equal(last(&f)->ev, EV_APDU);
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TICKET_ISSUED), 0);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	r.handle = 9;
+	r.apdu = ea;
+	r.apdu_n = sizeof(ea);
+	r.ea = ea;
+	r.ea_n = sizeof(ea);
+	r.wrapped = wrapped;
+	r.wrapped_n = sizeof(wrapped);
+	svc_sam_done(&v, &fake_io, SVC_SAM_OPEN, &r);
+	svc_se_resp(&v, &fake_io, 2, ok_resp, sizeof(ok_resp));
+	svc_sam_done(&v, &fake_io, SVC_SAM_STEP1, &r);
+	svc_se_resp(&v, &fake_io, 3, ok_resp, sizeof(ok_resp));
+	svc_se_resp(&v, &fake_io, 4, ok_resp, sizeof(ok_resp));
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TICKET_ISSUED), 0);
+	r.data = NULL;
+	r.n = 0;
+	svc_sam_done(&v, &fake_io, SVC_SAM_UNWRAP, &r);
+	assert_int_equal(last(&f)->kind, SVC_T_TICKET_ISSUED);
+	assert_int_equal(v.state, SV_IDLE);
+}
+
+static void test_ticket_failed_commit(void **state)
+{
+	const struct svc_offer sv = { .id = 4, .kind = DB_SVC_TICKET };
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	assert_int_equal(svc_job_done(&v, &fake_io, TB_E_DB, 0), 0);
+	assert_int_equal(last(&f)->kind, SVC_T_TICKET_LOST);
+	assert_int_equal(count(&f, EV_APDU, 0), 0);
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TICKET_ISSUED), 0);
+	assert_int_equal(v.state, SV_IDLE);
+	/* a rule's refusal is told, the session goes on */
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	assert_int_equal(svc_job_done(&v, &fake_io, TB_E_SRV_LIMIT, 0), 0);
+	assert_int_equal(last(&f)->kind, SVC_T_TICKET_RULE);
+	assert_int_equal(count(&f, EV_APDU, 0), 0);
+}
+
+/* The se refuses the ticket record: the row is revoked (a job) before the phone hears. */
+static void test_ticket_refused_revokes(void **state)
+{
+	const struct svc_offer sv = { .id = 4, .kind = DB_SVC_TICKET };
+	const uint8_t bad[2] = { 0x6A, 0x82 };
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	svc_job_done(&v, &fake_io, 0, 0);
+	svc_se_resp(&v, &fake_io, 1, bad, sizeof(bad));
+	assert_int_equal(v.state, SV_REVOKE);
+	assert_int_equal(last(&f)->ev, EV_JOB);
+	assert_int_equal(count(&f, EV_TELL, SVC_T_TICKET_REFUSED), 0);
+	svc_job_done(&v, &fake_io, 0, 0);
+	assert_int_equal(last(&f)->kind, SVC_T_TICKET_REFUSED);
+	assert_int_equal(last(&f)->rc, 0);
+}
+
+static void test_leave_frees(void **state)
+{
+	const struct svc_offer sv = { .id = 3, .kind = DB_SVC_EMONEY, .item1 = 0x100 };
+	struct svc_sam_reply r = { .handle = 11, .apdu = ea, .apdu_n = sizeof(ea) };
+	struct svc v;
+	struct fake f;
+	size_t n;
+
+	(void)state;
+	/* idle: at once */
+	setup_svc(&v, &f);
+	assert_int_equal(svc_leave(&v, &fake_io), 1);
+	/* with SCP_OPEN in flight: after its reply, and the channel it opened is closed */
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	f.live = 0;
+	assert_int_equal(svc_leave(&v, &fake_io), 0);
+	n = f.n;
+	assert_int_equal(svc_sam_done(&v, &fake_io, SVC_SAM_OPEN, &r), 0);
+	assert_int_equal(f.n, n + 1);
+	assert_int_equal(last(&f)->kind, SVC_SAM_CLOSE);
+	assert_int_equal(last(&f)->handle, 11);
+	assert_int_equal(count(&f, EV_APDU, 0), 1); /* no IU for a phone that left */
+	assert_int_equal(sam_ok(&v, SVC_SAM_CLOSE), 1);
+	/* with the ledger job queued: after its outcome, nothing told, the channel closed */
+	setup_svc(&v, &f);
+	topup_to_commit(&v, &f);
+	f.live = 0;
+	assert_int_equal(svc_leave(&v, &fake_io), 0);
+	assert_int_equal(last(&f)->kind, SVC_SAM_CLOSE);
+	n = count(&f, EV_TELL, 0);
+	assert_int_equal(sam_ok(&v, SVC_SAM_CLOSE), 0);
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 1);
+	assert_int_equal(count(&f, EV_TELL, 0), n);
+	assert_int_equal(v.refs, 0);
+}
+
+static void test_stray_replies_ignored(void **state)
+{
+	const struct svc_offer sv = { .id = 3, .kind = DB_SVC_EMONEY, .item1 = 0x100 };
+	struct svc_sam_reply r = { .sw = 0x9000, .authenticated = 1 };
+	struct svc v;
+	struct fake f;
+	size_t n;
+	uint8_t st;
+
+	(void)state;
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	n = f.n;
+	st = v.state;
+	/* an unknown kind, and a CLOSE's reply: nothing happens */
+	assert_int_equal(svc_sam_done(&v, &fake_io, 200, &r), 0);
+	assert_int_equal(svc_sam_done(&v, &fake_io, SVC_SAM_KINDS, &r), 0);
+	assert_int_equal(svc_sam_done(&v, &fake_io, SVC_SAM_CLOSE, &r), 0);
+	assert_int_equal(f.n, n);
+	assert_int_equal(v.state, st);
+	/* late: an answer after the phone left tells nothing and sends nothing */
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, &sv, 1, 1000, 5);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	f.live = 0;
+	assert_int_equal(svc_leave(&v, &fake_io), 0);
+	n = f.n;
+	assert_int_equal(svc_sam_done(&v, &fake_io, SVC_SAM_UNWRAP, &r), 1);
+	assert_int_equal(f.n, n);
+	/* an SE_RESP nobody asked for ends the session, the state stays */
+	setup_svc(&v, &f);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(&f)->kind, SVC_T_RESP_UNASKED);
+	assert_int_equal(count(&f, EV_SAM, 0), 0);
+}
+
+static void test_select_answers(void **state)
+{
+	const struct svc_offer em = { .id = 3, .kind = DB_SVC_EMONEY, .item1 = 0x100 };
+	const struct svc_offer ec = { .id = 5, .kind = DB_SVC_ECOMMERCE };
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	setup_svc(&v, &f);
+	svc_select(&v, &fake_io, NULL, 1, 1000, 5);
+	assert_int_equal(last(&f)->kind, SVC_T_NO_SERVICE);
+	svc_select(&v, &fake_io, &ec, 1, 1000, 5);
+	assert_int_equal(last(&f)->kind, SVC_T_UNAVAILABLE);
+	svc_select(&v, &fake_io, &em, 0, 1000, 5);
+	assert_int_equal(last(&f)->kind, SVC_T_UNAVAILABLE);
+	svc_select(&v, &fake_io, &em, 1, 1000, 5);
+	svc_select(&v, &fake_io, &em, 1, 1000, 5);
+	assert_int_equal(last(&f)->kind, SVC_T_BUSY);
+	/* a sam that cannot be asked fails the operation */
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(&f)->kind, SVC_SAM_OPEN);
+	setup_svc(&v, &f);
+	f.sam_fail = 1;
+	svc_select(&v, &fake_io, &em, 1, 1000, 5);
+	svc_se_resp(&v, &fake_io, 1, ok_resp, sizeof(ok_resp));
+	assert_int_equal(last(&f)->kind, SVC_T_FAILED);
+	assert_int_equal(v.state, SV_IDLE);
+	assert_int_equal(v.refs, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_topup_confirms_after_commit),
+		cmocka_unit_test(test_topup_failed_commit),
+		cmocka_unit_test(test_ticket_commit_first),
+		cmocka_unit_test(test_ticket_failed_commit),
+		cmocka_unit_test(test_ticket_refused_revokes),
+		cmocka_unit_test(test_leave_frees),
+		cmocka_unit_test(test_stray_replies_ignored),
+		cmocka_unit_test(test_select_answers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
