@@ -13,6 +13,7 @@ int cmd_admin(int argc, char **argv);
 int cmd_server(int argc, char **argv);
 int cmd_sam(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_gateway(int argc, char **argv);
 
 int tool_scp03(int argc, char **argv);
 int tool_apdu(int argc, char **argv);

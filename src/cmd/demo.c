@@ -193,10 +193,10 @@ int cmd_demo(int argc, char **argv)
 	       "this one process; the lines marked \"relayed\" are all a phone in the middle sees.\n\n");
 	if (run_scp03() != 0)
 		return 1;
-	printf("\nBuilt but not part of this demo yet: the secure element (`tapbridge se`,\n"
-	       "reachable through pcscd+vpcd or a socket), the sam (`tapbridge sam`), the\n"
-	       "server's storage and its TLS transport (`tapbridge server`); see the README.\n"
-	       "Not built yet (later work): the server's services, the reader, the phone,\n"
-	       "the gateway, the portal, and the five end-to-end flows.\n");
+	printf("\nBuilt but not part of this demo yet (see the README): the secure element\n"
+	       "(`tapbridge se`), the sam, the server with its first services (top-up,\n"
+	       "tickets, the authenticity flag) and the gateway.\n"
+	       "Not built yet (later work): the reader, the phone, the other services,\n"
+	       "the portal, and the five end-to-end flows.\n");
 	return 0;
 }
