@@ -502,6 +502,7 @@ static void test_tty_link(void **state)
 
 	(void)state;
 	assert_true(m >= 0);
+	assert_int_equal(fcntl(m, F_SETFL, O_NONBLOCK), 0); /* writes never block (fr_write_all) */
 	assert_int_equal(grantpt(m), 0);
 	assert_int_equal(unlockpt(m), 0);
 	sp_make_image(S.bin, S.img2);
@@ -550,6 +551,24 @@ static void test_sigterm(void **state)
 	assert_int_equal(access(S.link, F_OK), -1);
 }
 
+/* Async-signal-safe: name the hang, show the tty se's log, stop the se, die. */
+static void on_watchdog(int sig)
+{
+	static const char msg[] = "test_se_link: watchdog: a test hung for 100 s\n";
+	char *cat[] = { "/bin/cat", S.log, NULL };
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	if (fork() == 0) {
+		dup2(2, 1);
+		execv(cat[0], cat);
+		_exit(127);
+	}
+	if (S.pid > 0)
+		kill(S.pid, SIGKILL);
+	_exit(1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,5 +585,7 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_watchdog);
+	alarm(100); /* under ctest's 120 s: a hang is reported with the se's log */
 	return cmocka_run_group_tests_name("se_link", tests, group_setup, group_teardown);
 }

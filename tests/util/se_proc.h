@@ -329,6 +329,14 @@ static inline void fr_write_all(int fd, const uint8_t *p, size_t n)
 
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && errno == EAGAIN) {
+			/* A non-blocking peer (the pty master): wait for room, bounded, so a
+			 * stuck se fails the test instead of hanging it. */
+			struct pollfd pf = { fd, POLLOUT, 0 };
+
+			assert_int_equal(poll(&pf, 1, 3000), 1);
+			continue;
+		}
 		assert_true(k > 0);
 		p += k;
 		n -= (size_t)k;
