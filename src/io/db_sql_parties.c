@@ -139,7 +139,9 @@ static int reader_ok(const struct db_reader *r)
 	return r->id != 0 && (r->state == DB_READER_ACTIVE || r->state == DB_READER_REVOKED);
 }
 
-int dbs_reader_add(struct db *db, const struct db_reader *r)
+/* Insert and update take the same five values; only the statement and what "no row"
+ * means differ (insert: the id exists; update: the reader is unknown). */
+static int reader_write(struct db *db, const struct db_reader *r, enum db_stmt stmt, int no_row)
 {
 	struct db_sql *s = db_sql_of(db);
 	const struct dv p[] = { DV_I(r->id), DV_I(r->key_version), DV_I(r->reader_class),
@@ -151,12 +153,17 @@ int dbs_reader_add(struct db *db, const struct db_reader *r)
 	rc = sql_enter(s);
 	if (rc != 0)
 		return rc;
-	rc = sql_row(s, ST_READER_ADD, p, 5);
+	rc = sql_row(s, stmt, p, 5);
 	if (rc == 0)
 		sql_done(s);
 	else if (rc == TB_E_DB_NOT_FOUND)
-		rc = TB_E_DB_EXISTS;
+		rc = no_row;
 	return sql_leave(s, rc);
+}
+
+int dbs_reader_add(struct db *db, const struct db_reader *r)
+{
+	return reader_write(db, r, ST_READER_ADD, TB_E_DB_EXISTS);
 }
 
 int dbs_reader_get(struct db *db, uint32_t id, struct db_reader *out)
@@ -182,20 +189,7 @@ int dbs_reader_get(struct db *db, uint32_t id, struct db_reader *out)
 
 int dbs_reader_update(struct db *db, const struct db_reader *r)
 {
-	struct db_sql *s = db_sql_of(db);
-	const struct dv p[] = { DV_I(r->id), DV_I(r->key_version), DV_I(r->reader_class),
-				DV_I(r->state), DV_I(r->last_contact) };
-	int rc;
-
-	if (!reader_ok(r))
-		return TB_E_INVAL;
-	rc = sql_enter(s);
-	if (rc != 0)
-		return rc;
-	rc = sql_row(s, ST_READER_UPD, p, 5);
-	if (rc == 0)
-		sql_done(s);
-	return sql_leave(s, rc);
+	return reader_write(db, r, ST_READER_UPD, TB_E_DB_NOT_FOUND);
 }
 
 /* ----------------------------------------------------------- services --- */

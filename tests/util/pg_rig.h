@@ -120,4 +120,31 @@ static inline int pg_rig_start(const char *name, const char *baseport, char *url
 	return rc;
 }
 
+/* A cmocka group setup's use of the rig: 0 = up (URL in url), 1 = cannot run here, so
+ * the caller skips its PostgreSQL tests (said on stdout), -1 = failed. Under CI a
+ * PostgreSQL that cannot run is a failure: CI installs it and runs as root, so a skip
+ * there would hide a break. */
+static inline int pg_rig_group_start(const char *name, const char *baseport, char *url,
+				     size_t cap)
+{
+	int rc = pg_rig_start(name, baseport, url, cap);
+
+	if (rc == 77 && getenv("CI") != NULL) {
+		fprintf(stderr, "%s: PostgreSQL cannot run under CI (reason above)\n", name);
+		return -1;
+	}
+	if (rc == 77) {
+		printf("%s: PostgreSQL tests SKIPPED: no cluster can run here (reason above: "
+		       "needs the postgresql package and root or a user that may run initdb)\n",
+		       name);
+		return 1;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "%s: PostgreSQL rig failed to start (reason above)\n", name);
+		return -1;
+	}
+	printf("%s: PostgreSQL at %s\n", name, url);
+	return 0;
+}
+
 #endif
