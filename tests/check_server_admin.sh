@@ -39,6 +39,10 @@ run reader-register --dir "$d" --id 7 --class 1
 [ $rc -eq 0 ] && [ "$(stat -c %a "$d/reader-7.keys")" = 600 ] &&
 	[ "$(grep -c '^\(enc\|mac\|dek\) [0-9A-F]\{32\}$' "$d/reader-7.keys")" = 3 ] &&
 	ok "reader-register writes a 0600 key file" || bad "reader-register: $out"
+grep -q '^terminal [0-9A-F]\{64\}$' "$d/reader-7.keys" && grep -q '^terminal-kvn 2[0-9A-F]$' "$d/reader-7.keys" &&
+	grep -q '^flag-pub 04[0-9A-F]\{128\}$' "$d/reader-7.keys" && grep -q '^id 7$' "$d/reader-7.keys" &&
+	ok "the reader key file holds its id, terminal key and the flag public key" ||
+	bad "reader key file: $(sed 's/[0-9A-F]\{16,\}/HEX/g' "$d/reader-7.keys")"
 
 run service-add --dir "$d" --id 1 --kind e-money --name top-up --price 1=500
 [ $rc -eq 0 ] && ok "service-add e-money" || bad "service-add: $out"

@@ -7,6 +7,7 @@
 
 #include "crypto.h"
 #include "ct.h"
+#include "div.h"
 #include "err.h"
 #include "frame.h"
 #include "sam.h"
@@ -210,6 +211,32 @@ static void test_div_known_answers(void **state)
 	m.dev_keylen = 32;
 	assert_int_equal(sam_div_device_keys(&m, SAM_FAM_READER_SERVER, serial_a, &k), 0);
 	assert_hex_equal(k.mac, 32, "CC76F0B51721DCEC32DAC2EBCF117F0E674ADFEB6E6A2468F46E12B0045AF6B6");
+	/* The se-reader family goes through the terminal key a reader holds: the reader's own
+	 * derivation (div.h) from it gives the sam's key set, and no other family's. */
+	{
+		uint8_t term[32];
+		struct scp_keys viaterm, sam_k, other;
+
+		m.version = 0x21;
+		m.dev_keylen = 16;
+		assert_int_equal(sam_div_device_keys(&m, SAM_FAM_SE_READER, serial_a, &sam_k), 0);
+		assert_int_equal(sam_div_terminal_key(&m, term), 0);
+		assert_int_equal(div_device_keys(term, SAM_FAM_SE_READER, 0x21, 16, serial_a, &viaterm), 0);
+		assert_true(ct_eq(viaterm.enc, sam_k.enc, 16) && ct_eq(viaterm.mac, sam_k.mac, 16) &&
+			    ct_eq(viaterm.dek, sam_k.dek, 16));
+		/* Not the master itself, and not what a one-level derivation would give. */
+		assert_false(ct_eq(term, m.key, 32));
+		assert_int_equal(div_device_keys(m.key, SAM_FAM_SE_READER, 0x21, 16, serial_a, &other), 0);
+		assert_false(ct_eq(other.enc, sam_k.enc, 16));
+		/* Another version gives another terminal key. */
+		m.version = 0x22;
+		assert_int_equal(sam_div_terminal_key(&m, other.enc), 0);
+		assert_false(ct_eq(other.enc, term, 16));
+		ct_wipe(term, sizeof(term));
+		ct_wipe(&viaterm, sizeof(viaterm));
+		ct_wipe(&sam_k, sizeof(sam_k));
+		ct_wipe(&other, sizeof(other));
+	}
 	/* Blob key: master 20..3f, PRF input 54422d424c4f4200 0100 | 01/02 | "blob-1". */
 	for (size_t i = 0; i < 32; i++)
 		m.key[i] = (uint8_t)(0x20 + i);

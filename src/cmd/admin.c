@@ -627,6 +627,22 @@ static int adm_derive(struct adm_sam *a, uint8_t role, const uint8_t serial[SAM_
 	return rc;
 }
 
+/* TERMINAL_KEY of the current se-reader version: out = kvn(1) keylen(1) key(32). */
+static int adm_terminal_key(struct adm_sam *a, uint8_t out[2 + SAM_KEY_LEN])
+{
+	uint8_t body[1] = { 0 }, reply[2 + SAM_KEY_LEN + 8];
+	size_t rn = 0;
+	int rc = sam_sync_call(&a->c, SAM_TERMINAL_KEY, body, sizeof(body), reply, sizeof(reply),
+			       &rn);
+
+	if (rc == 0 && rn != 2 + SAM_KEY_LEN)
+		rc = TB_E_SAM_PROTO;
+	if (rc == 0)
+		memcpy(out, reply, 2 + SAM_KEY_LEN);
+	ct_wipe(reply, sizeof(reply));
+	return rc;
+}
+
 static int adm_se_register(int argc, char **argv)
 {
 	const char *dir = NULL, *image = NULL, *serial_hex = NULL;
@@ -704,6 +720,7 @@ static int adm_reader_register(int argc, char **argv)
 	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--id", &id_s, NULL },
 					{ "--class", &class_s, NULL } };
 	uint8_t serial[SAM_SERIAL_LEN] = { 0 }, kvn = 0;
+	uint8_t term[2 + SAM_KEY_LEN], pub[SAM_PUB_LEN];
 	char path[ADM_PATH], name[48];
 	uint32_t id = 0, cls = 0;
 	struct scp_keys k;
@@ -733,6 +750,9 @@ static int adm_reader_register(int argc, char **argv)
 		return 1;
 	}
 	rc = adm_derive(&a, SAM_FAM_READER_SERVER, serial, &k, &kvn);
+	if (rc == 0)
+		rc = adm_terminal_key(&a, term);
+	memcpy(pub, a.c.hello.pub, sizeof(pub));
 	adm_sam_stop(&a);
 	if (rc == 0) {
 		memset(&r, 0, sizeof(r));
@@ -758,10 +778,18 @@ static int adm_reader_register(int argc, char **argv)
 				fprintf(f, "%02X", parts[i][j]);
 			fputc('\n', f);
 		}
+		fprintf(f, "id %u\nkvn %02X\nterminal ", id, kvn);
+		for (size_t j = 0; j < SAM_KEY_LEN; j++)
+			fprintf(f, "%02X", term[2 + j]);
+		fprintf(f, "\nterminal-kvn %02X\nterminal-keylen %u\nflag-pub ", term[0], term[1]);
+		for (size_t j = 0; j < sizeof(pub); j++)
+			fprintf(f, "%02X", pub[j]);
+		fputc('\n', f);
 		if (fclose(f) != 0)
 			rc = TB_E_IO;
 	}
 	ct_wipe(&k, sizeof(k));
+	ct_wipe(term, sizeof(term));
 	if (rc != 0) {
 		fprintf(stderr, "tapbridge admin reader-register: reader %u: %s\n", id, tb_strerror(rc));
 		return 1;

@@ -31,6 +31,7 @@ enum sam_req_type {
 	SAM_STATUS = 0x02,
 	SAM_GET_PUBLIC_KEY = 0x03,
 	SAM_DERIVE_DEVICE_KEYS = 0x04,
+	SAM_TERMINAL_KEY = 0x05,
 	SAM_SCP_OPEN = 0x10,
 	SAM_SCP_STEP = 0x11,
 	SAM_SCP_WRAP = 0x12,
@@ -170,6 +171,8 @@ int sam_keyfile_open(const uint8_t *file, size_t n, const struct sam_kek *kek,
  * with t = 1 ENC, 2 MAC, 3 DEK. */
 int sam_div_device_keys(const struct sam_key *m, uint8_t role,
 			const uint8_t serial[SAM_SERIAL_LEN], struct scp_keys *out);
+/* The se-reader family's terminal key (div_terminal_key) of the master m. */
+int sam_div_terminal_key(const struct sam_key *m, uint8_t out[SAM_KEY_LEN]);
 /* The per-blob AES-256 key: KDF(blob master, "TB-BLOB" || 00 || 0100, blob id). */
 int sam_div_blob_key(const struct sam_key *m, const uint8_t *blob_id, size_t n,
 		     uint8_t out[SAM_KEY_LEN]);
@@ -207,6 +210,7 @@ struct sam_session {
 
 /* ------------------------------------------------------------- the core --- */
 
+#define SAM_CHALLENGE_GIVEN 0x80u /* SCP_OPEN challenge-len bit: the host challenge follows */
 #define SAM_CAP_PERSO 0x01u   /* DERIVE_DEVICE_KEYS: factory personalisation (admin) */
 #define SAM_CAP_KEYS 0x02u    /* ROTATE, RETIRE */
 

@@ -1,53 +1,39 @@
 /* sam_div.c - key diversification: a device's SCP03 key set from a role master and the
- * device serial, the per-blob key, the se's receipt key. Every key here is one SP 800-108
- * counter-mode KDF with AES-CMAC (crypto_kdf_ctr_cmac): fixed input "label || 00 || L",
+ * device serial (src/lib/div.c), the se-reader terminal key, the per-blob key, the se's
+ * receipt key. Every key here is one SP 800-108 counter-mode KDF with AES-CMAC (crypto_kdf_ctr_cmac): fixed input "label || 00 || L",
  * the 8-bit counter, then the context. Outputs are written whole or wiped. */
 #include <string.h>
 
 #include "crypto.h"
+#include "div.h"
 #include "ct.h"
 #include "err.h"
 #include "sam.h"
 
-#define DIV_LABEL_LEN 6u
-#define DIV_BEFORE_LEN (DIV_LABEL_LEN + 3u + 3u)   /* label role kvn t | 00 | L(2) */
-
 int sam_div_device_keys(const struct sam_key *m, uint8_t role,
 			const uint8_t serial[SAM_SERIAL_LEN], struct scp_keys *out)
 {
-	static const uint8_t label[DIV_LABEL_LEN] = { 'T', 'B', '-', 'D', 'I', 'V' };
-	uint8_t *dst[3] = { NULL, NULL, NULL };
-	uint8_t before[DIV_BEFORE_LEN];
-	struct scp_keys k;
-	size_t len;
-	int rc = 0;
+	uint8_t term[DIV_KEY_LEN];
+	int rc;
 
 	if (m == NULL || !m->present || role < SAM_FAM_SE_SERVER || role > SAM_FAM_READER_SERVER)
 		return TB_E_INVAL;
-	len = m->dev_keylen;
-	if (len != 16 && len != 24 && len != 32)
-		return TB_E_KEYLEN;
-	memset(&k, 0, sizeof(k));
-	dst[0] = k.enc;
-	dst[1] = k.mac;
-	dst[2] = k.dek;
-	memcpy(before, label, DIV_LABEL_LEN);
-	before[DIV_LABEL_LEN] = role;
-	before[DIV_LABEL_LEN + 1] = m->version;
-	before[DIV_LABEL_LEN + 3] = 0x00; /* separator */
-	before[DIV_LABEL_LEN + 4] = (uint8_t)((len * 8u) >> 8);
-	before[DIV_LABEL_LEN + 5] = (uint8_t)(len * 8u);
-	for (uint8_t t = 1; t <= 3 && rc == 0; t++) {
-		before[DIV_LABEL_LEN + 2] = t;
-		rc = crypto_kdf_ctr_cmac(m->key, SAM_KEY_LEN, before, sizeof(before), serial,
-					 SAM_SERIAL_LEN, dst[t - 1], len);
-	}
-	if (rc == 0) {
-		k.len = len;
-		*out = k;
-	}
-	ct_wipe(&k, sizeof(k));
+	if (role != SAM_FAM_SE_READER)
+		return div_device_keys(m->key, role, m->version, m->dev_keylen, serial, out);
+	/* The se-reader family goes through the terminal key that readers hold, so that a
+	 * reader derives the same key sets without the master ever leaving the sam. */
+	rc = div_terminal_key(m->key, m->version, term);
+	if (rc == 0)
+		rc = div_device_keys(term, role, m->version, m->dev_keylen, serial, out);
+	ct_wipe(term, sizeof(term));
 	return rc;
+}
+
+int sam_div_terminal_key(const struct sam_key *m, uint8_t out[SAM_KEY_LEN])
+{
+	if (m == NULL || !m->present)
+		return TB_E_INVAL;
+	return div_terminal_key(m->key, m->version, out);
 }
 
 int sam_div_blob_key(const struct sam_key *m, const uint8_t *blob_id, size_t n,

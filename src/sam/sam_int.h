@@ -36,6 +36,7 @@ int sam_h_seal_blob(struct sam_call *k);
 int sam_h_open_blob(struct sam_call *k);
 int sam_h_receipt_verify(struct sam_call *k);
 int sam_h_derive(struct sam_call *k);
+int sam_h_terminal_key(struct sam_call *k);
 int sam_h_rotate(struct sam_call *k);
 int sam_h_retire(struct sam_call *k);
 

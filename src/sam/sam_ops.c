@@ -233,3 +233,22 @@ int sam_h_retire(struct sam_call *k)
 	}
 	return keys_commit(k->s, &next);
 }
+
+/* TERMINAL_KEY kvn(1) -> kvn(1) keylen(1) key(32): the se-reader family's terminal key for
+ * a reader's key store (factory personalisation only, like DERIVE_DEVICE_KEYS). */
+int sam_h_terminal_key(struct sam_call *k)
+{
+	const struct sam_key *m;
+	uint8_t kvn, t[SAM_KEY_LEN];
+	int rc;
+
+	if (rd_u8(&k->req, &kvn) || rd_end(&k->req))
+		return TB_E_SAM_PROTO;
+	if ((m = sam_keys_find(&k->s->ks, SAM_FAM_SE_READER, kvn)) == NULL)
+		return TB_E_SAM_KEY;
+	if ((rc = sam_div_terminal_key(m, t)) == 0 && (rc = wr_u8(k->out, m->version)) == 0 &&
+	    (rc = wr_u8(k->out, m->dev_keylen)) == 0)
+		rc = wr_bytes(k->out, t, sizeof(t));
+	ct_wipe(t, sizeof(t));
+	return rc;
+}

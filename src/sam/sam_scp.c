@@ -37,9 +37,10 @@ static void sess_fail(struct sam_session *ss)
 int sam_h_scp_open(struct sam_call *k)
 {
 	uint8_t role, kvn, level, chlen, aid_len, challenge[SCP_S16];
-	const uint8_t *serial, *aid = NULL;
+	const uint8_t *serial, *aid = NULL, *given_ch = NULL;
 	const struct sam_key *m;
 	struct scp_host_config cfg;
+	int given;
 	struct sam_session *ss;
 	struct scp_keys keys;
 	uint32_t idx;
@@ -49,11 +50,16 @@ int sam_h_scp_open(struct sam_call *k)
 	    rd_bytes(&k->req, SAM_SERIAL_LEN, &serial) || rd_u8(&k->req, &level) ||
 	    rd_u8(&k->req, &chlen) || rd_u8(&k->req, &aid_len))
 		return TB_E_SAM_PROTO;
+	/* Bit 7 of challenge-len: the caller gives the host challenge (after the aid). The
+	 * server pre-stages one at a phone before it knows which reader will answer it. */
+	given = (chlen & SAM_CHALLENGE_GIVEN) != 0;
+	chlen &= (uint8_t)~SAM_CHALLENGE_GIVEN;
 	if (role < SAM_FAM_SE_SERVER || role > SAM_FAM_READER_SERVER ||
 	    (chlen != SCP_S8 && chlen != SCP_S16) ||
 	    (aid_len != 0 && (aid_len < SCP_AID_MIN || aid_len > SCP_AID_MAX)))
 		return TB_E_SAM_PROTO;
-	if ((aid_len != 0 && rd_bytes(&k->req, aid_len, &aid)) || rd_end(&k->req))
+	if ((aid_len != 0 && rd_bytes(&k->req, aid_len, &aid)) ||
+	    (given && rd_bytes(&k->req, chlen, &given_ch)) || rd_end(&k->req))
 		return TB_E_SAM_PROTO;
 	if ((m = sam_keys_find(&k->s->ks, role, kvn)) == NULL)
 		return TB_E_SAM_KEY;
@@ -72,7 +78,7 @@ int sam_h_scp_open(struct sam_call *k)
 	cfg.aid = aid;
 	cfg.aid_len = aid_len;
 	if ((rc = sam_div_device_keys(m, role, serial, &keys)) == 0 &&
-	    (rc = crypto_random(challenge, chlen)) == 0 &&
+	    (rc = given ? (memcpy(challenge, given_ch, chlen), 0) : crypto_random(challenge, chlen)) == 0 &&
 	    (rc = wr_u32be(k->out, sam_sess_handle(k->s, ss))) == 0 &&
 	    (rc = wr_u8(k->out, m->version)) == 0)
 		rc = scp_host_begin(&ss->h, &cfg, k->out);
