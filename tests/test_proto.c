@@ -39,6 +39,13 @@ static const struct sample samples[] = {
 	{ PROTO_PING, "0102030405060708" },
 	{ PROTO_PONG, "0102030405060708" },
 	{ PROTO_BYE, "" },
+	/* the flows' additions: SELECT with its op byte, STAGE */
+	{ PROTO_SELECT, "00000002" "01" },
+	{ PROTO_SELECT, "00000003" "00" },
+	{ PROTO_SELECT, "FFFFFFFF" "02" },
+	{ PROTO_STAGE, "8050300008" "A0A1A2A3A4A5A6A7" "00" },
+	{ PROTO_STAGE, "8050000000" },
+	{ PROTO_STAGE, "8050300010" "000102030405060708090A0B0C0D0E0F" },
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -187,10 +194,13 @@ static void test_extra_byte(void **state)
 		rc = proto_decode(t, p, n + 1, &m);
 		if (t == PROTO_SE_APDU || t == PROTO_SE_RESP || t == PROTO_RELAY_UP ||
 		    t == PROTO_NOTICE || t == PROTO_ERROR ||
+		    (t == PROTO_STAGE && n < PROTO_STAGE_MAX) ||
 		    (t == PROTO_RELAY_DOWN && p[4] == PROTO_RELAY_ANSWER)) {
 			assert_int_equal(rc, 0);
 			assert_reencodes(&m, p, n + 1);
-		} else if (t == PROTO_RELAY_DOWN) {
+		} else if (t == PROTO_RELAY_DOWN || t == PROTO_STAGE ||
+			   (t == PROTO_SELECT && n == 4)) {
+			/* a fifth SELECT byte is an op, and 0x41 is none */
 			assert_int_equal(rc, TB_E_PROTO_FIELD);
 		} else {
 			assert_int_equal(rc, TB_E_LEFTOVER);
@@ -225,6 +235,13 @@ static const struct bad bads[] = {
 	{ PROTO_MENU, "02" "00000001" "02" "01" "01" "41", TB_E_TRUNC },
 	{ PROTO_SELECT, "00000000", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "000001", TB_E_TRUNC },
+	{ PROTO_SELECT, "00000001" "03", TB_E_PROTO_FIELD },
+	{ PROTO_SELECT, "00000001" "FF", TB_E_PROTO_FIELD },
+	{ PROTO_SELECT, "00000000" "01", TB_E_PROTO_FIELD },
+	{ PROTO_SELECT, "00000001" "01" "00", TB_E_LEFTOVER },
+	{ PROTO_STAGE, "", TB_E_PROTO_FIELD },
+	{ PROTO_STAGE, "80503000", TB_E_PROTO_FIELD },
+	{ PROTO_STAGE, "8050300011" "000102030405060708090A0B0C0D0E0F10", TB_E_PROTO_FIELD },
 	{ PROTO_SE_APDU, "00000001" "80CA00", TB_E_PROTO_FIELD },
 	{ PROTO_SE_RESP, "00000001" "90", TB_E_PROTO_FIELD },
 	{ PROTO_SE_RESP, "000000", TB_E_TRUNC },
@@ -254,7 +271,7 @@ static const struct bad bads[] = {
 	{ PROTO_BYE, "00", TB_E_LEFTOVER },
 	{ 0x00, "", TB_E_FRAME_TYPE },
 	{ 0x06, "", TB_E_FRAME_TYPE },
-	{ 0x87, "00", TB_E_FRAME_TYPE },
+	{ 0x88, "00", TB_E_FRAME_TYPE },
 	{ 0xFF, "", TB_E_FRAME_TYPE },
 };
 
@@ -416,8 +433,11 @@ static void test_tables(void **state)
 			assert_true(proto_srv_in[t] != 0 || proto_phone_in[t] != 0);
 	}
 	assert_int_equal(srv_types, 8);
-	assert_int_equal(phone_types, 9);
-	assert_int_equal(proto_srv_in[PROTO_SELECT], 5);
+	assert_int_equal(phone_types, 10);
+	assert_int_equal(proto_srv_in[PROTO_SELECT], 6);
+	assert_int_equal(proto_phone_in[PROTO_STAGE], 22);
+	assert_int_equal(proto_srv_in[PROTO_STAGE], 0);
+	assert_string_equal(proto_type_name(PROTO_STAGE), "STAGE");
 	assert_int_equal(proto_srv_in[PROTO_HISTORY_REQ], 10);
 	assert_int_equal(proto_srv_in[PROTO_PING], 9);
 	assert_int_equal(proto_srv_in[PROTO_BYE], 1);
@@ -479,6 +499,75 @@ static void test_encoder_atomic(void **state)
 			assert_int_equal(w.len, 0);
 		}
 	}
+}
+
+/* SELECT's op byte: absent is op 0 without the byte, each op round-trips with the
+ * byte, the encoder writes it only when asked or needed, and op 3 is refused both ways. */
+static void test_select_op(void **state)
+{
+	static const uint8_t no_op[] = { 0, 0, 0, 7 }, op1[] = { 0, 0, 0, 7, 1 };
+	uint8_t out[8];
+	struct proto_msg m;
+	struct wr w;
+
+	(void)state;
+	assert_int_equal(proto_decode(PROTO_SELECT, no_op, sizeof(no_op), &m), 0);
+	assert_int_equal(m.u.select.service, 7);
+	assert_int_equal(m.u.select.op, PROTO_OP_PHONE);
+	assert_int_equal(m.u.select.has_op, 0);
+	assert_int_equal(proto_decode(PROTO_SELECT, op1, sizeof(op1), &m), 0);
+	assert_int_equal(m.u.select.op, PROTO_OP_USE);
+	assert_int_equal(m.u.select.has_op, 1);
+
+	/* What the server code builds ({ .service = N }) stays the 4-byte SELECT. */
+	m = (struct proto_msg){ .type = PROTO_SELECT };
+	m.u.select.service = 9;
+	w = wr_init(out, sizeof(out));
+	assert_int_equal(proto_encode(&w, &m), 0);
+	assert_int_equal(w.len, 4);
+	m.u.select.op = PROTO_OP_PERMIT;
+	w = wr_init(out, sizeof(out));
+	assert_int_equal(proto_encode(&w, &m), 0);
+	assert_int_equal(w.len, 5);
+	assert_int_equal(out[4], 2);
+	m.u.select.op = 3;
+	w = wr_init(out, sizeof(out));
+	assert_int_equal(proto_encode(&w, &m), TB_E_PROTO_FIELD);
+	assert_int_equal(w.len, 0);
+	/* Room for the service but not the op: nothing written. */
+	m.u.select.op = PROTO_OP_USE;
+	w = wr_init(out, 4);
+	assert_int_equal(proto_encode(&w, &m), TB_E_NOSPACE);
+	assert_int_equal(w.len, 0);
+}
+
+/* STAGE: 5..21 bytes, the frame of the largest is N = 22, opaque bytes kept as they are. */
+static void test_stage(void **state)
+{
+	uint8_t apdu[PROTO_STAGE_MAX + 1], fr[FRAME_HDR_LEN + PROTO_N_STAGE + 1];
+	struct proto_msg m = { .type = PROTO_STAGE };
+	struct wr w;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(apdu); i++)
+		apdu[i] = (uint8_t)(0x80 + i);
+	m.u.stage.apdu = apdu;
+	m.u.stage.n = PROTO_STAGE_MAX;
+	w = wr_init(fr, sizeof(fr));
+	assert_int_equal(proto_frame_put(&w, &m), 0);
+	assert_int_equal(w.len, FRAME_HDR_LEN - 1 + PROTO_N_STAGE);
+	assert_int_equal(fr[3], 22);
+	assert_int_equal(fr[4], PROTO_STAGE);
+	assert_memory_equal(fr + FRAME_HDR_LEN, apdu, PROTO_STAGE_MAX);
+	m.u.stage.n = PROTO_STAGE_MAX + 1;
+	w = wr_init(fr, sizeof(fr));
+	assert_int_equal(proto_frame_put(&w, &m), TB_E_PROTO_FIELD);
+	m.u.stage.n = PROTO_STAGE_MIN - 1;
+	assert_int_equal(proto_frame_put(&w, &m), TB_E_PROTO_FIELD);
+	assert_int_equal(w.len, 0);
+	assert_int_equal(proto_decode(PROTO_STAGE, apdu, PROTO_STAGE_MIN, &m), 0);
+	assert_ptr_equal(m.u.stage.apdu, apdu);
+	assert_int_equal(m.u.stage.n, PROTO_STAGE_MIN);
 }
 
 static void test_utf8(void **state)
@@ -564,6 +653,8 @@ int main(void)
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_frames_through_frame_rd),
 		cmocka_unit_test(test_encoder_atomic),
+		cmocka_unit_test(test_select_op),
+		cmocka_unit_test(test_stage),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_errors),
 	};

@@ -135,6 +135,9 @@ static void srvd_hello(struct srv_session *s, const struct proto_hello *h, void 
 		it->name_len = strlen(d->svc[i].name);
 	}
 	(void)srv_send_msg(s, &menu);
+	/* The next reader channel's host challenge waits at the phone: one round trip less
+	 * while the phone is at a reader. */
+	srv_svc_stage(x);
 }
 
 /* The se's usage history, newest first, one page (a read: no batch, no confirmation). */
@@ -187,9 +190,14 @@ static int srvd_frame(struct srv_session *s, const struct proto_msg *m, void *ar
 			o.kind = sv->kind;
 			o.item1 = sv->item1;
 		}
-		srv_svc_select(x, sv != NULL ? &o : NULL);
+		srv_svc_select_op(x, sv != NULL ? &o : NULL, m->u.select.op);
 		break;
-	case PROTO_RELAY_UP: /* nothing to relay to: the phone fails the relay in the se */
+	case PROTO_RELAY_UP:
+		if (x != NULL) {
+			srv_svc_relay_up(x, &m->u.relay_up);
+			break;
+		}
+		/* no services: the phone fails the relay in the se */
 		out.type = PROTO_RELAY_DOWN;
 		out.u.relay_down.relay = m->u.relay_up.relay;
 		out.u.relay_down.status = PROTO_RELAY_FAIL;

@@ -14,13 +14,15 @@
 #include "io/srv_svc_io.h"
 #include "lib/err.h"
 #include "se/se.h"
+#include "lib/rmsg.h"
 #include "server/ledger.h"
+#include "server/relay_book.h"
 #include "server/rules.h"
 
 #define SVC_CHALLENGE_LEN 8u
 
-static const char *const svc_op_log[] = { "", "topup", "ticket", "flag" };
-static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag" };
+static const char *const svc_op_log[] = { "", "topup", "ticket", "flag", "arm", "permit" };
+static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag", "relay", "permit" };
 
 /* One phone session's service state: the engine's (server/svc.h) and what the adapter
  * keeps beside it. Freed when the engine says nothing refers to it any more (sam request,
@@ -30,6 +32,7 @@ struct srv_svc {
 	struct srv_svc_host *h;
 	struct srv_ref ref;
 	struct srv_svc *next_job;
+	struct srv_svc *next_rjob;
 	struct srv_svc *all_prev, *all_next; /* every one not freed yet (freed at exit) */
 	int job_rc;
 	struct ledger_reply job_out;
@@ -121,12 +124,12 @@ static void svc_decode(uint8_t kind, int err, const uint8_t *b, size_t n,
 	r->err = err;
 	if (err != 0)
 		return;
-	if (kind == SVC_SAM_OPEN) {
+	if (kind == SVC_SAM_OPEN || kind == SVC_SAM_R_OPEN) {
 		r->err = sam_dec_scp_open(b, n, &o);
 		r->handle = o.handle;
 		r->apdu = o.apdu;
 		r->apdu_n = o.n;
-	} else if (kind == SVC_SAM_STEP1) {
+	} else if (kind == SVC_SAM_STEP1 || kind == SVC_SAM_R_STEP1) {
 		r->err = sam_dec_scp_step(b, n, &st);
 		if (r->err == 0 && st.state != SAM_SS_EA_SPEC)
 			r->err = TB_E_INTERNAL;
@@ -134,7 +137,7 @@ static void svc_decode(uint8_t kind, int err, const uint8_t *b, size_t n,
 		r->ea_n = st.ea_n;
 		r->wrapped = st.wrapped;
 		r->wrapped_n = st.wrapped_n;
-	} else if (kind == SVC_SAM_UNWRAP) {
+	} else if (kind == SVC_SAM_UNWRAP || kind == SVC_SAM_R_UNWRAP) {
 		r->err = sam_dec_scp_unwrap(b, n, &u);
 		r->sw = u.sw;
 		r->authenticated = u.authenticated;
@@ -167,20 +170,32 @@ static int svc_encode(const struct svc_sam_req *rq, struct wr *w, uint8_t *type)
 {
 	switch (rq->kind) {
 	case SVC_SAM_CLOSE:
+	case SVC_SAM_R_CLOSE:
 		*type = SAM_SCP_CLOSE;
 		return sam_enc_scp_handle(w, rq->handle, NULL, 0);
 	case SVC_SAM_OPEN:
 		*type = SAM_SCP_OPEN;
 		return sam_enc_scp_open(w, SAM_FAM_SE_SERVER, 0, rq->serial, 0x33, SVC_CHALLENGE_LEN,
 					se_wallet_aid, SE_WALLET_AID_LEN);
+	case SVC_SAM_R_OPEN:
+		*type = SAM_SCP_OPEN;
+		return sam_enc_scp_open_given(w, SAM_FAM_READER_SERVER, 0, rq->serial, 0x33, rq->data,
+					      rq->n);
+	case SVC_SAM_R_WRAP:
+		*type = SAM_SCP_WRAP;
+		return sam_enc_scp_handle(w, rq->handle, rq->data, rq->n);
 	case SVC_SAM_STEP1:
 	case SVC_SAM_STEP2:
+	case SVC_SAM_R_STEP1:
+	case SVC_SAM_R_STEP2:
 		*type = SAM_SCP_STEP;
 		return sam_enc_scp_step(w, rq->handle, rq->data, rq->n, rq->cmd, rq->cmd_n);
 	case SVC_SAM_UNWRAP:
+	case SVC_SAM_R_UNWRAP:
 		*type = SAM_SCP_UNWRAP;
 		return sam_enc_scp_handle(w, rq->handle, rq->data, rq->n);
 	case SVC_SAM_VERIFY:
+	case SVC_SAM_R_VERIFY:
 		*type = SAM_RECEIPT_VERIFY;
 		return sam_enc_receipt(w, rq->kvn, rq->serial, rq->mac, rq->mac_n, rq->data, rq->n);
 	case SVC_SAM_SIGN:
@@ -297,6 +312,30 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 	}
 }
 
+static const char *const svc_rec_name[] = { "", "pay", "order", "ticket", "personal-auth",
+					    "flag" };
+
+/* A booked reader record as the phone shows it, and its log line. */
+static void svc_relayed_text(const struct svc *v, struct srv_session *s,
+			     const struct svc_rl_rec *x, char *text, size_t cap)
+{
+	const char *name = x->kind < 6 ? svc_rec_name[x->kind] : "record";
+	long long us = (long long)(svc_now_us() - v->rl.t0_us);
+
+	srv_log(s, "relay_done", "reader=%u kind=%s seq=%u status=%u exchanges=%u us=%lld",
+		v->rl.reader, name, x->seq, x->status, v->rl.exchanges, us);
+	if (x->status == 2)
+		(void)snprintf(text, cap, "reader %u: %s refused (%s)", v->rl.reader, name, x->info);
+	else if (x->kind == RMSG_K_PAY || (x->kind == RMSG_K_FLAG && x->amount > 0))
+		(void)snprintf(text, cap, "paid %u at reader %u, balance %lld%s", x->amount,
+			       v->rl.reader, (long long)x->balance, x->status == 1 ? " (again)" : "");
+	else if (x->kind == RMSG_K_ORDER)
+		(void)snprintf(text, cap, "order paid %u at reader %u, balance %lld", x->amount,
+			       v->rl.reader, (long long)x->balance);
+	else
+		(void)snprintf(text, cap, "reader %u: %s recorded (%s)", v->rl.reader, name, x->info);
+}
+
 /* What the phone hears: a NOTICE, or an ERROR that ends the session. */
 static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 {
@@ -344,6 +383,19 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 	case SVC_T_TOPPED_UP:
 		(void)snprintf(text, sizeof(text), "topped up %u, balance %u", v->amount, v->balance);
 		break;
+	case SVC_T_ARMED:
+		svc_notice(s, "service available: tap the reader");
+		return;
+	case SVC_T_PERMIT:
+		svc_notice(s, "permit stored");
+		return;
+	case SVC_T_RELAY_REFUSED:
+		srv_log(s, "relay_refused", "why=\"%s\"", t->why);
+		(void)snprintf(text, sizeof(text), "reader exchange refused: %s", t->why);
+		break;
+	case SVC_T_RELAYED:
+		svc_relayed_text(v, s, t->rec, text, sizeof(text));
+		break;
 	case SVC_T_NO_SERVICE:
 		svc_notice(s, "no such service");
 		return;
@@ -359,6 +411,47 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 	svc_notice(s, text);
 }
 
+static int svc_io_relay_down(struct svc *v, uint32_t relay, const uint8_t *answer, size_t n)
+{
+	struct proto_msg m = { .type = PROTO_RELAY_DOWN };
+	struct srv_session *s = svc_sess(v);
+
+	if (s == NULL)
+		return TB_E_INTERNAL;
+	m.u.relay_down.relay = relay;
+	m.u.relay_down.status = PROTO_RELAY_ANSWER;
+	m.u.relay_down.data = answer;
+	m.u.relay_down.n = n;
+	return srv_send_msg(s, &m);
+}
+
+static int svc_io_stage(struct svc *v, const uint8_t *apdu, size_t n)
+{
+	struct srv_session *s = svc_sess(v);
+
+	return s == NULL ? TB_E_INTERNAL : srv_send(s, PROTO_STAGE, apdu, n);
+}
+
+static int svc_io_reader_ok(struct svc *v, uint32_t reader)
+{
+	struct db_reader r;
+
+	return srv_reader_check(svc_of(v)->h->db, reader, &r);
+}
+
+static void svc_io_rjob(struct svc *v)
+{
+	struct srv_svc *x = svc_of(v);
+	struct srv_svc_host *d = x->h;
+
+	x->next_rjob = NULL;
+	*d->rjobs_tail = x;
+	d->rjobs_tail = &x->next_rjob;
+	d->njobs++;
+	if (!event_pending(d->flush, EV_TIMEOUT, NULL))
+		event_active(d->flush, EV_TIMEOUT, 0);
+}
+
 static const struct svc_io srv_svc_engine_io = {
 	.aid = se_wallet_aid,
 	.aid_n = SE_WALLET_AID_LEN,
@@ -367,6 +460,10 @@ static const struct svc_io srv_svc_engine_io = {
 	.job = svc_io_job,
 	.tell = svc_io_tell,
 	.live = svc_io_live,
+	.relay_down = svc_io_relay_down,
+	.stage = svc_io_stage,
+	.reader_ok = svc_io_reader_ok,
+	.rjob = svc_io_rjob,
 };
 
 /* ------------------------------------------------------ group commit --- */
@@ -404,6 +501,23 @@ static int svc_reconcile(struct srv_svc_host *d, struct svc *v, const struct led
 			v->counter - 1);
 	/* A refusal (limits, a locked se) leaves the gap for later; db failures spoil. */
 	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT ? rc : 0;
+}
+
+/* A relayed REQUEST's records, each in its own request of the batch, and the deny list
+ * the reader gets with the RESULT. 0, or a db failure that spoils the batch. */
+static int svc_relay_book(struct srv_svc_host *d, struct svc *v, int64_t now)
+{
+	uint64_t version = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < v->rl.nrec && rc == 0; i++)
+		rc = relay_book(d->db, v->rl.reader, &v->rl.rec[i], v->rl.req + v->rl.rec[i].off,
+				now);
+	v->rl.ndeny = 0;
+	if (rc == 0 && d->db->ops->deny_list(d->db, NULL, v->rl.deny, 32, &v->rl.ndeny,
+					      &version) != 0)
+		v->rl.ndeny = 0;
+	return rc;
 }
 
 /* The revocation of a ticket the se refused, inside its own request of the batch. */
@@ -452,7 +566,7 @@ static int svc_ticket_job(struct srv_svc_host *d, struct svc *v, int64_t now)
 void srv_svc_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_svc_host *d = arg;
-	struct srv_svc *list = d->jobs, *x, *next;
+	struct srv_svc *list = d->jobs, *rlist = d->rjobs, *x, *next;
 	size_t n = d->njobs;
 	int64_t now = (int64_t)time(NULL);
 	int rc;
@@ -461,10 +575,14 @@ void srv_svc_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	d->jobs = NULL;
 	d->jobs_tail = &d->jobs;
+	d->rjobs = NULL;
+	d->rjobs_tail = &d->rjobs;
 	d->njobs = 0;
-	if (list == NULL)
+	if (list == NULL && rlist == NULL)
 		return;
 	rc = db_batch_begin(d->db);
+	for (x = rlist; x != NULL; x = x->next_rjob)
+		x->job_rc = rc != 0 ? rc : svc_relay_book(d, &x->core, now);
 	for (x = list; x != NULL; x = x->next_job) {
 		struct svc *v = &x->core;
 		struct ledger_req rq;
@@ -505,6 +623,12 @@ void srv_svc_flush_cb(evutil_socket_t fd, short what, void *arg)
 			fprintf(d->log, "srv event=commit_failed batch=%zu err=%d\n", n, rc);
 	}
 	/* Only now, with the batch durable (or refused as a whole), do the replies go. */
+	for (x = rlist; x != NULL; x = next) {
+		next = x->next_rjob;
+		(void)svc_relay_job_done(&x->core, &srv_svc_engine_io, rc != 0 ? rc : x->job_rc);
+		if (svc_put_ref(&x->core))
+			svc_free(x);
+	}
 	for (x = list; x != NULL; x = next) {
 		next = x->next_job;
 		if (svc_job_done(&x->core, &srv_svc_engine_io, rc != 0 ? rc : x->job_rc,
@@ -519,6 +643,7 @@ void srv_svc_host_init(struct srv_svc_host *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->jobs_tail = &h->jobs;
+	h->rjobs_tail = &h->rjobs;
 }
 
 void srv_svc_host_release(struct srv_svc_host *h)
@@ -552,8 +677,25 @@ struct srv_svc *srv_svc_open(struct srv_svc_host *h, struct srv_session *s,
 
 void srv_svc_select(struct srv_svc *x, const struct svc_offer *o)
 {
-	svc_select(&x->core, &srv_svc_engine_io, o, x->h->sam != NULL, (int64_t)time(NULL),
-		   svc_now_us());
+	srv_svc_select_op(x, o, SVC_SEL_DEFAULT);
+}
+
+void srv_svc_select_op(struct srv_svc *x, const struct svc_offer *o, uint8_t op)
+{
+	svc_select_op(&x->core, &srv_svc_engine_io, o, op, x->h->sam != NULL, (int64_t)time(NULL),
+		      svc_now_us());
+}
+
+void srv_svc_stage(struct srv_svc *x)
+{
+	if (x->h->sam != NULL)
+		svc_relay_stage(&x->core, &srv_svc_engine_io);
+}
+
+void srv_svc_relay_up(struct srv_svc *x, const struct proto_relay_up *r)
+{
+	svc_relay_up(&x->core, &srv_svc_engine_io, r->relay, r->service, r->data, r->n,
+		     svc_now_us());
 }
 
 void srv_svc_se_resp(struct srv_svc *x, const struct proto_apdu *a)

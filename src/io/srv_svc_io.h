@@ -32,6 +32,7 @@ struct srv_svc_host {
 	FILE *log;
 	struct event *flush;
 	struct srv_svc *jobs, **jobs_tail;
+	struct srv_svc *rjobs, **rjobs_tail;   /* relayed reader records */
 	size_t njobs;
 	struct srv_svc *all;       /* every session state not freed yet */
 	struct svc_call *calls;    /* sam calls waiting for their reply */
@@ -52,6 +53,12 @@ struct srv_svc *srv_svc_open(struct srv_svc_host *h, struct srv_session *s,
 			     const uint8_t serial[PROTO_SERIAL_LEN]);
 /* The phone's SELECT (o NULL: no such service). */
 void srv_svc_select(struct srv_svc *x, const struct svc_offer *o);
+/* SELECT with its op byte (enum svc_select_op). */
+void srv_svc_select_op(struct srv_svc *x, const struct svc_offer *o, uint8_t op);
+/* A host challenge staged at the phone (after MENU). */
+void srv_svc_stage(struct srv_svc *x);
+/* The phone's RELAY_UP. */
+void srv_svc_relay_up(struct srv_svc *x, const struct proto_relay_up *r);
 /* The phone's SE_RESP. */
 void srv_svc_se_resp(struct srv_svc *x, const struct proto_apdu *a);
 /* The phone's session ended. x may be freed at once. */

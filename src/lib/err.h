@@ -78,10 +78,21 @@
 	X(TB_E_SRV_REFUND,      -226, "refund does not match a payment or exceeds it") \
 	X(TB_E_SRV_UNKNOWN_TICKET, -227, "unknown ticket") \
 	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order") \
+	X(TB_E_SRV_RECEIPT,     -229, "receipt not a debit of this se or its MAC failed") \
 	X(TB_E_PROTO_FIELD,     -240, "phone session frame field out of range") \
 	X(TB_E_PROTO_TEXT,      -241, "phone session text not UTF-8 or with control characters") \
 	X(TB_E_PROTO_VERSION,   -242, "phone session protocol version not supported") \
 	X(TB_E_PROTO_STATE,     -243, "phone session not open: before HELLO or ending") \
+	X(TB_E_RMSG_TYPE,       -250, "relay message type unknown or not expected here") \
+	X(TB_E_RMSG_FIELD,      -251, "relay message field out of range") \
+	X(TB_E_RMSG_TEXT,       -252, "relay message text not printable ASCII") \
+	X(TB_E_RDR_DENIED,      -260, "se on the reader's deny list") \
+	X(TB_E_RDR_SERVER,      -261, "server not authenticated") \
+	X(TB_E_RDR_REFUSED,     -262, "refused by the se, the server or the reader's rules") \
+	X(TB_E_RDR_FULL,        -263, "reader outbox full") \
+	X(TB_E_RDR_STATE,       -264, "reader state file malformed") \
+	X(TB_E_RDR_KEYFILE,     -265, "reader key file malformed") \
+	X(TB_E_RDR_CARD,        -266, "card gone or did not answer") \
 	X(TB_E_SAM_PROTO,       -150, "sam request malformed or out of order") \
 	X(TB_E_SAM_DENIED,      -151, "sam request needs a capability this sam was not started with") \
 	X(TB_E_SAM_KEY,         -152, "sam key (role, version) not loaded") \

@@ -33,6 +33,7 @@ const uint32_t proto_phone_in[FRAME_TYPES] = {
 	[PROTO_HISTORY] = PROTO_N_HISTORY,
 	[PROTO_NOTICE] = PROTO_N_NOTICE,
 	[PROTO_ERROR] = PROTO_N_ERROR,
+	[PROTO_STAGE] = PROTO_N_STAGE,
 };
 
 struct proto_err_entry {
@@ -280,11 +281,15 @@ int proto_menu_put(struct wr *w, const struct proto_menu *m)
 int proto_select_get(struct rd *r, struct proto_select *out)
 {
 	struct rd c = *r;
-	struct proto_select m;
+	struct proto_select m = { 0 };
 
 	TRY(rd_u32be(&c, &m.service));
+	if (rd_left(&c) > 0) {
+		TRY(rd_u8(&c, &m.op));
+		m.has_op = 1;
+	}
 	TRY(rd_end(&c));
-	if (m.service == 0)
+	if (m.service == 0 || m.op > PROTO_OP_MAX)
 		return TB_E_PROTO_FIELD;
 	*out = m;
 	*r = c;
@@ -293,9 +298,36 @@ int proto_select_get(struct rd *r, struct proto_select *out)
 
 int proto_select_put(struct wr *w, const struct proto_select *m)
 {
-	if (m->service == 0)
+	int with_op = m->has_op || m->op != 0;
+
+	if (m->service == 0 || m->op > PROTO_OP_MAX || m->has_op > 1)
 		return TB_E_PROTO_FIELD;
-	return wr_u32be(w, m->service);
+	TRY(room(w, 4u + (with_op ? 1u : 0u)));
+	(void)wr_u32be(w, m->service);
+	if (with_op)
+		(void)wr_u8(w, m->op);
+	return 0;
+}
+
+/* ---- STAGE: one INITIALIZE UPDATE APDU, opaque ---- */
+
+int proto_stage_get(struct rd *r, struct proto_stage *out)
+{
+	struct rd c = *r;
+	struct proto_stage m;
+
+	m.n = rd_left(&c);
+	TRY(rd_bytes(&c, m.n, &m.apdu));
+	TRY(bytes_in(m.apdu, m.n, PROTO_STAGE_MIN, PROTO_STAGE_MAX));
+	*out = m;
+	*r = c;
+	return 0;
+}
+
+int proto_stage_put(struct wr *w, const struct proto_stage *m)
+{
+	TRY(bytes_in(m->apdu, m->n, PROTO_STAGE_MIN, PROTO_STAGE_MAX));
+	return wr_bytes(w, m->apdu, m->n);
 }
 
 /* ---- SE_APDU, SE_RESP: seq || opaque bytes ---- */
@@ -587,6 +619,7 @@ PROTO_WRAP(history, history)
 PROTO_WRAP(notice, notice)
 PROTO_WRAP(error, error)
 PROTO_WRAP(ping, ping)
+PROTO_WRAP(stage, stage)
 
 static int bye_msg_get(struct rd *r, struct proto_msg *m)
 {
@@ -623,6 +656,7 @@ static const struct proto_codec proto_codecs[] = {
 	{ PROTO_HISTORY, "HISTORY", history_msg_get, history_msg_put },
 	{ PROTO_NOTICE, "NOTICE", notice_msg_get, notice_msg_put },
 	{ PROTO_ERROR, "ERROR", error_msg_get, error_msg_put },
+	{ PROTO_STAGE, "STAGE", stage_msg_get, stage_msg_put },
 };
 
 static const struct proto_codec *proto_codec_of(uint8_t type)

@@ -35,6 +35,8 @@
 #define PROTO_REASON_MAX 128u  /* ERROR reason bytes (UTF-8) */
 #define PROTO_PING_LEN 8u      /* PING / PONG token */
 #define PROTO_PREHELLO_MAX 512u /* largest N the server reads before a HELLO */
+#define PROTO_STAGE_MIN 5u     /* STAGE: an INITIALIZE UPDATE APDU, header and Lc at least */
+#define PROTO_STAGE_MAX 21u    /* ... at most header, Lc, a 16-byte challenge and Le */
 
 /* Frame types. 0x01-0x3F phone -> server, 0x40-0x7F either way, 0x81-0xBF server -> phone. */
 enum proto_type {
@@ -52,13 +54,14 @@ enum proto_type {
 	PROTO_HISTORY = 0x84,
 	PROTO_NOTICE = 0x85,
 	PROTO_ERROR = 0x86,
+	PROTO_STAGE = 0x87,
 };
 
 /* Largest N of each type (type byte + payload). */
 #define PROTO_MENU_ITEM_MAX (4u + 1u + 1u + 1u + PROTO_NAME_MAX)   /* 70 */
 #define PROTO_HIST_REC_LEN (8u + 8u + 1u + 4u + 4u + 8u + 8u)       /* 41 */
 #define PROTO_N_HELLO (1u + 2u + PROTO_SERIAL_LEN + 1u + PROTO_APP_MAX) /* 44 */
-#define PROTO_N_SELECT (1u + 4u)                                   /* 5 */
+#define PROTO_N_SELECT (1u + 4u + 1u)                              /* 6: with the op byte */
 #define PROTO_N_APDU (1u + 4u + PROTO_APDU_MAX)                    /* 1105: SE_APDU, SE_RESP */
 #define PROTO_N_RELAY_UP (1u + 4u + 4u + PROTO_RELAY_MAX)          /* 1033 */
 #define PROTO_N_HISTORY_REQ (1u + 8u + 1u)                         /* 10 */
@@ -69,6 +72,7 @@ enum proto_type {
 #define PROTO_N_HISTORY (1u + 1u + 1u + PROTO_HISTORY_MAX * PROTO_HIST_REC_LEN) /* 1315 */
 #define PROTO_N_NOTICE (1u + PROTO_NOTICE_MAX)                     /* 257 */
 #define PROTO_N_ERROR (1u + 2u + PROTO_REASON_MAX)                 /* 131 */
+#define PROTO_N_STAGE (1u + PROTO_STAGE_MAX)                       /* 22 */
 
 /* The largest N each side reads: size its receive buffer for N - 1 payload bytes. */
 #define PROTO_SRV_IN_MAX PROTO_N_APDU   /* 1105 */
@@ -113,8 +117,27 @@ struct proto_menu {
 	struct proto_menu_item items[PROTO_MENU_MAX];
 };
 
+/* SELECT op: what the phone asks of the service (docs/protocol.md, "SELECT"). */
+enum proto_select_op {
+	PROTO_OP_PHONE = 0,  /* the service's phone operation (top-up, ticket, flag) */
+	PROTO_OP_USE = 1,    /* use it at a reader now: the server arms the relay (flow 1) */
+	PROTO_OP_PERMIT = 2, /* store a one-time relay permit; the phone arms it later */
+};
+#define PROTO_OP_MAX PROTO_OP_PERMIT
+
 struct proto_select {
 	uint32_t service;                /* >= 1 */
+	uint8_t op;                      /* enum proto_select_op; 0 when the byte is absent */
+	uint8_t has_op;                  /* 1: the op byte is on the wire (the decoder says
+	                                    whether it was; the encoder writes it when
+	                                    has_op or op != 0), so encodings round-trip */
+};
+
+/* STAGE: an INITIALIZE UPDATE APDU the server drew for the next relayed reader HELLO
+ * (PROTO_STAGE_MIN..PROTO_STAGE_MAX bytes, opaque here). */
+struct proto_stage {
+	const uint8_t *apdu;
+	size_t n;
 };
 
 /* SE_APDU (a command for the se, 4..PROTO_APDU_MAX bytes) and SE_RESP (the se's
@@ -194,6 +217,7 @@ struct proto_msg {
 		struct proto_text notice;
 		struct proto_error error;
 		struct proto_ping ping;              /* PING, PONG */
+		struct proto_stage stage;
 	} u;                                 /* BYE: none */
 };
 #define PROTO_MSG_SIZE_MAX 1600u
@@ -261,6 +285,8 @@ int proto_error_put(struct wr *w, const struct proto_error *m);
 int proto_ping_get(struct rd *r, struct proto_ping *out);  /* PING and PONG */
 int proto_ping_put(struct wr *w, const struct proto_ping *m);
 int proto_bye_get(struct rd *r);                           /* empty payload */
+int proto_stage_get(struct rd *r, struct proto_stage *out);
+int proto_stage_put(struct wr *w, const struct proto_stage *m);
 
 /* Any type through one table: decodes n payload bytes of a frame of this type into *m
  * (m->type = type), or encodes m's payload (not the frame header) into w. */

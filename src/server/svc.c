@@ -22,7 +22,7 @@ static int svc_live(const struct svc *v, const struct svc_io *io)
 	return !v->gone && io->live(v);
 }
 
-static int svc_sam(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq)
+int svc_sam_call(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq)
 {
 	int rc = io->sam(v, rq);
 
@@ -48,7 +48,7 @@ static void svc_close_handle(struct svc *v, const struct svc_io *io)
 		return;
 	v->has_handle = 0;
 	rq.handle = v->handle;
-	(void)svc_sam(v, io, &rq);
+	(void)svc_sam_call(v, io, &rq);
 }
 
 /* The operation cannot go on: the session ends with an error (the sam or our side failed). */
@@ -66,6 +66,17 @@ static void svc_queue_job(struct svc *v, const struct svc_io *io)
 {
 	v->refs++;
 	io->job(v);
+}
+
+void svc_queue_rjob(struct svc *v, const struct svc_io *io)
+{
+	v->refs++;
+	io->rjob(v);
+}
+
+int svc_put_ref(struct svc *v)
+{
+	return svc_put(v);
 }
 
 /* The se refused (a status word): the phone hears it, the session goes on. A ticket the
@@ -127,7 +138,10 @@ static void svc_stored(struct svc *v, const struct svc_io *io, const struct svc_
 	}
 	svc_close_handle(v, io);
 	v->state = SV_IDLE;
-	svc_tell_kind(v, io, v->op == SVC_OP_TICKET ? SVC_T_TICKET_ISSUED : SVC_T_FLAG_SET);
+	svc_tell_kind(v, io, v->op == SVC_OP_TICKET ? SVC_T_TICKET_ISSUED
+			     : v->op == SVC_OP_ARM  ? SVC_T_ARMED
+			     : v->op == SVC_OP_PERMIT ? SVC_T_PERMIT
+						      : SVC_T_FLAG_SET);
 }
 
 static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
@@ -163,7 +177,7 @@ static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct s
 	rq.mac_n = sizeof(rc.mac);
 	rq.data = r->data;
 	rq.n = SVC_RECEIPT_BODY;
-	if (svc_sam(v, io, &rq) != 0) {
+	if (svc_sam_call(v, io, &rq) != 0) {
 		svc_fail(v, io, "sam");
 		return;
 	}
@@ -234,6 +248,10 @@ int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
 {
 	svc_reply_fn fn = kind < SVC_SAM_KINDS ? svc_replies[kind] : NULL;
 
+	if (kind >= SVC_SAM_R_OPEN && kind < SVC_SAM_KINDS) {
+		svc_relay_sam(v, io, kind, r);
+		return svc_put(v);
+	}
 	if (svc_live(v, io)) {
 		if (fn != NULL)
 			fn(v, io, r);
@@ -315,7 +333,7 @@ static void svc_flag_start(struct svc *v, const struct svc_io *io, const struct 
 	tk.expiry = (uint32_t)v->valid_until;
 	tk.limit = sv->item1;
 	if (crypto_random(tk.nonce, sizeof(tk.nonce)) != 0 || svc_token_put(&w, &tk) != 0 ||
-	    svc_sam(v, io, &rq) != 0) {
+	    svc_sam_call(v, io, &rq) != 0) {
 		svc_fail(v, io, "sign");
 		return;
 	}
@@ -330,8 +348,41 @@ void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user)
 	v->user = user;
 }
 
+/* Arm the relay for the service now (flow 1) or store a one-time permit (flows 2, 4, 5):
+ * one secured command through the server's channel, like a ticket's. */
+static void svc_arm_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+			  uint8_t op, int64_t now_s, int64_t now_us)
+{
+	int64_t until = now_s + (op == SVC_SEL_USE ? SVC_ARM_SECONDS : SVC_PERMIT_SECONDS);
+	uint8_t *c = v->cmd;
+
+	v->op = op == SVC_SEL_USE ? SVC_OP_ARM : SVC_OP_PERMIT;
+	v->service = sv->id;
+	v->amount = 0;
+	v->t0_us = now_us;
+	v->valid_until = until;
+	c[0] = 0x80;
+	c[1] = 0x6C;
+	c[2] = op == SVC_SEL_USE ? 0x00 : 0x01;
+	c[3] = 0x00;
+	c[4] = 0x08;
+	for (int i = 0; i < 4; i++) {
+		c[5 + i] = (uint8_t)(sv->id >> (24 - 8 * i));
+		c[9 + i] = (uint8_t)((uint64_t)until >> (24 - 8 * i));
+	}
+	v->cmd_n = 13;
+	svc_tell_kind(v, io, SVC_T_START);
+	svc_channel_start(v, io);
+}
+
 void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
 		int has_sam, int64_t now_s, int64_t now_us)
+{
+	svc_select_op(v, io, sv, SVC_SEL_DEFAULT, has_sam, now_s, now_us);
+}
+
+void svc_select_op(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		   uint8_t op, int has_sam, int64_t now_s, int64_t now_us)
 {
 	if (sv == NULL) {
 		svc_tell_kind(v, io, SVC_T_NO_SERVICE);
@@ -341,7 +392,9 @@ void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *
 		svc_tell_kind(v, io, SVC_T_BUSY);
 		return;
 	}
-	if (sv->kind == DB_SVC_EMONEY && sv->item1 > 0 && has_sam)
+	if (op != SVC_SEL_DEFAULT && has_sam)
+		svc_arm_start(v, io, sv, op, now_s, now_us);
+	else if (sv->kind == DB_SVC_EMONEY && sv->item1 > 0 && has_sam)
 		svc_topup_start(v, io, sv, now_us);
 	else if (sv->kind == DB_SVC_TICKET && has_sam)
 		svc_ticket_start(v, io, sv, now_s, now_us);
@@ -398,7 +451,7 @@ static int svc_resp_step(struct svc *v, const struct svc_io *io, const uint8_t *
 		v->state = SV_UNWRAP;
 		break;
 	}
-	return svc_sam(v, io, &rq);
+	return svc_sam_call(v, io, &rq);
 }
 
 void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uint8_t *resp,

@@ -19,7 +19,14 @@
 #define SVC_AID_MAX 16u          /* the longest wallet aid svc_io may name */
 
 /* What a session's channel to the se is for. */
-enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3 };
+enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3, SVC_OP_ARM = 4,
+	      SVC_OP_PERMIT = 5 };
+
+/* SELECT's op byte (docs/protocol.md): the service's phone operation, use at a reader now
+ * (flow 1: the server arms the relay), or a one-time relay permit (flows 2, 4, 5). */
+enum svc_select_op { SVC_SEL_DEFAULT = 0, SVC_SEL_USE = 1, SVC_SEL_PERMIT = 2 };
+#define SVC_ARM_SECONDS 60        /* flow 1: the relay stays armed this long */
+#define SVC_PERMIT_SECONDS 86400  /* a permit can be used this long */
 
 /* Where a session's operation is (one at a time per session). */
 enum svc_state {
@@ -47,6 +54,14 @@ enum svc_sam_kind {
 	SVC_SAM_UNWRAP,    /* SCP_UNWRAP(handle, response) */
 	SVC_SAM_VERIFY,    /* RECEIPT_VERIFY(kvn, serial, mac, data) */
 	SVC_SAM_SIGN,      /* SIGN(flag domain, data) */
+	/* the reader channel through the relay (svc_relay.c), a sam session of its own */
+	SVC_SAM_R_OPEN,    /* SCP_OPEN(reader-server, serial 0000||reader, 33, staged challenge) */
+	SVC_SAM_R_STEP1,   /* SCP_STEP(handle, IU response, GET REQUEST) */
+	SVC_SAM_R_STEP2,   /* SCP_STEP(handle, EA response) */
+	SVC_SAM_R_UNWRAP,  /* SCP_UNWRAP(handle, GET REQUEST response) */
+	SVC_SAM_R_VERIFY,  /* RECEIPT_VERIFY of a record's receipt */
+	SVC_SAM_R_WRAP,    /* SCP_WRAP(handle, RESULT) */
+	SVC_SAM_R_CLOSE,   /* SCP_CLOSE(handle) */
 	SVC_SAM_KINDS
 };
 
@@ -95,6 +110,10 @@ enum svc_tell_kind {
 	SVC_T_UNAVAILABLE,     /* "service not available from the phone yet" */
 	SVC_T_RESP_UNASKED,    /* SE_RESP out of seq: the session ends */
 	SVC_T_RESP_UNEXPECTED, /* SE_RESP in no channel state: the session ends */
+	SVC_T_ARMED,           /* "service available: tap the reader" (+ MENU ready) */
+	SVC_T_PERMIT,          /* "permit stored" */
+	SVC_T_RELAYED,         /* a reader's record booked: rec says which */
+	SVC_T_RELAY_REFUSED,   /* the reader channel refused: why */
 };
 
 struct svc_tell {
@@ -103,9 +122,11 @@ struct svc_tell {
 	uint16_t sw;
 	int rc;
 	int replayed;
+	const struct svc_rl_rec *rec; /* RELAYED */
 };
 
 struct svc;
+struct svc_rl_rec;
 
 /* The adapter. apdu and sam return 0 or a negative TB_E_* (the operation then fails);
  * job queues v's db work for the next group commit, answered by svc_job_done(); live
@@ -118,6 +139,11 @@ struct svc_io {
 	void (*job)(struct svc *v);
 	void (*tell)(struct svc *v, const struct svc_tell *t);
 	int (*live)(const struct svc *v);
+	/* the relay (svc_relay.c) */
+	int (*relay_down)(struct svc *v, uint32_t relay, const uint8_t *answer, size_t n);
+	int (*stage)(struct svc *v, const uint8_t *apdu, size_t n);
+	int (*reader_ok)(struct svc *v, uint32_t reader);   /* 0, or TB_E_SRV_* */
+	void (*rjob)(struct svc *v);                         /* the records' db work */
 };
 
 /* A service as offered (from the db's services table). */
@@ -125,6 +151,61 @@ struct svc_offer {
 	uint32_t id;
 	uint8_t kind;       /* enum db_svc_kind */
 	uint32_t item1;     /* price item 1: top-up amount, flag's offline limit; 0 = none */
+};
+
+/* ------------------------------------------------------------ the relay --- */
+
+#define SVC_RL_RECORDS 8u       /* records of one REQUEST */
+#define SVC_RL_REQ_MAX 1024u    /* a REQUEST's plain bytes */
+#define SVC_RL_INFO_MAX 48u
+#define SVC_RL_CHALLENGE 8u
+
+enum svc_rl_state {
+	RL_IDLE = 0,
+	RL_OPEN,        /* SCP_OPEN at the sam */
+	RL_STEP1,       /* SCP_STEP(IU response, GET REQUEST) at the sam */
+	RL_WAIT_DATA,   /* answer 82 sent; the reader's DATA comes next */
+	RL_STEP2,       /* SCP_STEP(EA response) + SCP_UNWRAP pipelined */
+	RL_VERIFY,      /* the records' receipts at the sam */
+	RL_JOB,         /* the records' db work in this loop turn's batch */
+	RL_WRAP,        /* SCP_WRAP(RESULT) at the sam */
+};
+
+/* One reader record of a REQUEST and what became of it. */
+struct svc_rl_rec {
+	uint8_t kind;            /* rmsg record kind */
+	uint32_t seq;
+	int64_t time;
+	uint32_t service;
+	uint8_t serial[SVC_SERIAL_LEN];
+	uint16_t off, len;       /* its body in rl.req */
+	int bad_receipt;         /* the receipt failed its MAC at the sam */
+	uint8_t status;          /* RESULT status: 0 booked, 1 booked before, 2 refused */
+	uint32_t amount;         /* what it moved (PAY, ORDER, FLAG) */
+	int64_t balance;
+	char info[SVC_RL_INFO_MAX];
+};
+
+struct svc_relay {
+	uint8_t state;           /* enum svc_rl_state */
+	uint8_t staged;          /* hc is staged at the phone and unused */
+	uint8_t hc[SVC_RL_CHALLENGE];
+	uint32_t relay;          /* the relay id being answered */
+	uint32_t service;
+	uint32_t reader;
+	uint32_t handle;
+	int has_handle;
+	unsigned verifying;      /* RECEIPT_VERIFY replies still due */
+	unsigned vsent, vdone;   /* verifies sent / answered */
+	uint8_t vorder[SVC_RL_RECORDS]; /* the record each verify is for, in send order */
+	uint8_t req[SVC_RL_REQ_MAX];
+	size_t req_n;
+	struct svc_rl_rec rec[SVC_RL_RECORDS];
+	size_t nrec;
+	uint8_t deny[32][SVC_SERIAL_LEN];
+	size_t ndeny;
+	int64_t t0_us;
+	uint32_t exchanges;      /* RELAY_UPs answered by the server (round trips) */
 };
 
 /* One phone session's service state. The adapter may read every field; it writes only
@@ -151,6 +232,7 @@ struct svc {
 	int has_handle;
 	int64_t t0_us;           /* SELECT arrived */
 	uint32_t counter, balance; /* the receipt */
+	struct svc_relay rl;
 };
 
 /* A fresh idle session for the se serial. */
@@ -158,6 +240,24 @@ void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user);
 /* The phone's SELECT: sv NULL = no such service; has_sam: the server has a sam. */
 void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
 		int has_sam, int64_t now_s, int64_t now_us);
+/* SELECT with its op byte (enum svc_select_op); svc_select is op 0. */
+void svc_select_op(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		   uint8_t op, int has_sam, int64_t now_s, int64_t now_us);
+/* The relay (svc_relay.c): a fresh host challenge staged at the phone (after HELLO and
+ * after each exchange); a RELAY_UP; the records' commit outcome. */
+void svc_relay_stage(struct svc *v, const struct svc_io *io);
+void svc_relay_up(struct svc *v, const struct svc_io *io, uint32_t relay, uint32_t service,
+		  const uint8_t *p, size_t n, int64_t now_us);
+int svc_relay_job_done(struct svc *v, const struct svc_io *io, int rc);
+/* the relay's sam replies (svc_sam_done passes SVC_SAM_R_* here) */
+void svc_relay_sam(struct svc *v, const struct svc_io *io, uint8_t kind,
+		   const struct svc_sam_reply *r);
+/* internal to svc.c / svc_relay.c */
+int svc_sam_call(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq);
+void svc_queue_rjob(struct svc *v, const struct svc_io *io);
+/* Drops the reference a queued relay job held: 1 when v may be freed now. */
+int svc_put_ref(struct svc *v);
+
 /* The phone's SE_RESP (seq, response with its status word). */
 void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uint8_t *resp,
 		 size_t n);

@@ -21,6 +21,7 @@
 #define SVC_SIG_LEN 64u          /* ECDSA P-256 r || s */
 #define SVC_TOKEN_VERSION 0x01u
 #define SVC_TX_CREDIT 0x01u      /* receipt kind (se.h SE_TX_CREDIT) */
+#define SVC_TX_DEBIT 0x02u       /* receipt kind (se.h SE_TX_DEBIT) */
 #define SVC_CMD_MAX (5u + SVC_TOKEN_LEN + SVC_SIG_LEN) /* the longest command: FLAG SET */
 
 struct svc_receipt {

@@ -37,6 +37,8 @@ struct phone {
 	unsigned apdus;         /* SE_APDUs pumped to the se */
 	char notice[PROTO_NOTICE_MAX + 1];
 	uint16_t err_code;      /* the last ERROR's code */
+	uint8_t stage[PROTO_STAGE_MAX]; /* the last STAGE (phone_recv keeps it) */
+	size_t stage_n;
 };
 
 static inline int phone_link_write(int fd, uint8_t type, const uint8_t *b, size_t n);
@@ -171,20 +173,29 @@ static inline int phone_read(struct phone *p, uint8_t *b, size_t n)
 }
 
 /* One frame into p->type / p->buf / p->n. */
+/* The next frame; a STAGE (the reader channel's pre-staged challenge) is kept in
+ * p->stage, not returned: these tests are about the frames that answer them. */
 static inline int phone_recv(struct phone *p)
 {
 	uint8_t h[FRAME_HDR_LEN];
 	uint32_t len;
-	int rc = phone_read(p, h, sizeof(h));
+	int rc;
 
-	if (rc != 1)
-		return rc;
-	len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-	if (len < 1 || len - 1 > sizeof(p->buf))
-		return -1;
-	p->type = h[4];
-	p->n = len - 1;
-	return p->n == 0 ? 1 : phone_read(p, p->buf, p->n);
+	for (;;) {
+		if ((rc = phone_read(p, h, sizeof(h))) != 1)
+			return rc;
+		len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+		if (len < 1 || len - 1 > sizeof(p->buf))
+			return -1;
+		p->type = h[4];
+		p->n = len - 1;
+		if (p->n > 0 && (rc = phone_read(p, p->buf, p->n)) != 1)
+			return rc;
+		if (p->type != PROTO_STAGE || p->n > sizeof(p->stage))
+			return 1;
+		memcpy(p->stage, p->buf, p->n);
+		p->stage_n = p->n;
+	}
 }
 
 static inline int phone_link_write(int fd, uint8_t type, const uint8_t *b, size_t n)
