@@ -67,6 +67,29 @@ run deny-list --dir "$d" --reader 8
 run rotate --dir "$d"
 [ $rc -eq 0 ] && echo "$out" | grep -q 'version 12' && ok "rotate" || bad "rotate: $out"
 
+# A deployment whose KEK lives in a PKCS#11 token (SoftHSM2): init, then a command that
+# starts the deployment's sam (reader-register) finds the token from sam.kek-args.
+mod=/usr/lib/softhsm/libsofthsm2.so
+if [ -f "$mod" ] && command -v softhsm2-util >/dev/null; then
+	mkdir -p "$top/hsm/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$top/hsm/tokens" >"$top/hsm/conf"
+	export SOFTHSM2_CONF=$top/hsm/conf
+	(umask 077; printf '1234' >"$top/hsm/pin")
+	softhsm2-util --init-token --free --label tb-admin --pin 1234 --so-pin 5678 >/dev/null
+	run init --dir "$top/p11" --pkcs11 "$mod" --token-label tb-admin --pin-file "$top/hsm/pin"
+	[ $rc -eq 0 ] && [ ! -e "$top/p11/sam.kek" ] && grep -q -- '--pkcs11' "$top/p11/tapbridge.conf" &&
+		ok "init --pkcs11 keeps the KEK in the token" || bad "init --pkcs11: $out"
+	run reader-register --dir "$top/p11" --id 3
+	[ $rc -eq 0 ] && ok "a token deployment's sam starts for admin commands" || bad "p11 reader-register: $out"
+	printf '9999' >"$top/hsm/pin"
+	run reader-register --dir "$top/p11" --id 4
+	[ $rc -ne 0 ] && ok "a wrong token PIN stops the sam" || bad "wrong PIN accepted"
+	run init --dir "$top/p12" --pkcs11 "$mod"
+	[ $rc -eq 2 ] && ok "init --pkcs11 wants --token-label and --pin-file" || bad "p11 usage rc=$rc"
+else
+	bad "SoftHSM2 is not installed (make deps installs softhsm2)"
+fi
+
 # No key of the reader file anywhere in what the commands printed.
 for k in $(awk '/^(enc|mac|dek) /{print $2}' "$d/reader-7.keys"); do
 	case "$all" in *"$k"*) bad "a reader key was printed";; esac

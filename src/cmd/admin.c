@@ -442,18 +442,46 @@ struct adm_sam {
 	struct sam_sync c;
 };
 
+#define ADM_KEK_ARGS 8
+
+/* The KEK options of the deployment's sam, one per line in D/sam.kek-args (written by
+ * init: `--kek-file PATH`, or `--pkcs11 MODULE --token-label L --pin-file F [--kek-label
+ * K]`); a deployment without the file uses D/sam.kek. n: how many were read. */
+static int adm_kek_args(const char *dir, char args[ADM_KEK_ARGS][ADM_PATH], size_t *n)
+{
+	char path[ADM_PATH];
+	FILE *f;
+
+	*n = 0;
+	if (adm_path(path, dir, "sam.kek-args") != 0)
+		return TB_E_IO;
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(args[0], ADM_PATH, "--kek-file");
+		*n = 2;
+		return adm_path(args[1], dir, "sam.kek");
+	}
+	while (*n < ADM_KEK_ARGS && fgets(args[*n], ADM_PATH, f) != NULL) {
+		args[*n][strcspn(args[*n], "\n")] = '\0';
+		if (args[*n][0] != '\0')
+			(*n)++;
+	}
+	fclose(f);
+	return *n >= 2 ? 0 : TB_E_IO;
+}
+
 /* Starts a sam of deployment dir with flag (NULL, "--allow-perso", "--allow-rotate") and
  * connects to it. 0, or 1 after saying why. */
 static int adm_sam_start(const char *cmd, const char *dir, const char *flag, struct adm_sam *a)
 {
-	char self[ADM_PATH], keys[ADM_PATH], kek[ADM_PATH], logp[ADM_PATH];
-	char *argv[12];
+	char self[ADM_PATH], keys[ADM_PATH], logp[ADM_PATH], kek[ADM_KEK_ARGS][ADM_PATH];
+	char *argv[8 + ADM_KEK_ARGS];
+	size_t nkek = 0;
 	int i = 0, rc = TB_E_IO;
 
 	a->pid = -1;
 	a->c.fd = -1;
 	if (adm_self(self) != 0 || adm_path(keys, dir, "sam.keys") != 0 ||
-	    adm_path(kek, dir, "sam.kek") != 0 || adm_path(logp, dir, "admin-sam.log") != 0 ||
+	    adm_kek_args(dir, kek, &nkek) != 0 || adm_path(logp, dir, "admin-sam.log") != 0 ||
 	    (size_t)snprintf(a->sock, sizeof(a->sock), "%s/admin-%ld.sock", dir, (long)getpid()) >=
 		    sizeof(a->sock))
 		goto fail;
@@ -463,8 +491,8 @@ static int adm_sam_start(const char *cmd, const char *dir, const char *flag, str
 	argv[i++] = a->sock;
 	argv[i++] = (char *)"--keys";
 	argv[i++] = keys;
-	argv[i++] = (char *)"--kek-file";
-	argv[i++] = kek;
+	for (size_t k = 0; k < nkek; k++)
+		argv[i++] = kek[k];
 	if (flag != NULL)
 		argv[i++] = (char *)flag;
 	argv[i] = NULL;
@@ -537,20 +565,27 @@ static int adm_db(const char *cmd, const char *dir, struct db **db)
 
 static int adm_init(int argc, char **argv)
 {
-	const char *dir = NULL, *keylen = "16";
-	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--device-key-len", &keylen, NULL } };
+	const char *dir = NULL, *keylen = "16", *module = NULL, *token = NULL, *pin = NULL;
+	const char *label = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--device-key-len", &keylen, NULL },
+					{ "--pkcs11", &module, NULL }, { "--token-label", &token, NULL },
+					{ "--pin-file", &pin, NULL }, { "--kek-label", &label, NULL } };
 	char self[ADM_PATH], keys[ADM_PATH], kek[ADM_PATH], state[ADM_PATH], conf[ADM_PATH];
-	char sock[ADM_PATH], dbp[ADM_PATH], why[512], hex[TLS_FPR_HEX_LEN];
+	char sock[ADM_PATH], dbp[ADM_PATH], why[512], hex[TLS_FPR_HEX_LEN], kargs[ADM_PATH];
+	char kekline[4 * ADM_PATH];
 	uint8_t fpr[TLS_FPR_LEN];
 	struct tls_server *tls = NULL;
 	struct db *db = NULL;
 	int rc, created = 0;
 	FILE *f;
 
-	if ((rc = args_parse("admin init", argc, argv, opts, 2)) != 0)
+	if ((rc = args_parse("admin init", argc, argv, opts, 6)) != 0)
 		return rc;
-	if (dir == NULL) {
-		fprintf(stderr, "usage: tapbridge admin init --dir DIR [--device-key-len 16|24|32]\n");
+	if (dir == NULL || (module != NULL) != (token != NULL) || (module != NULL) != (pin != NULL) ||
+	    (label != NULL && module == NULL)) {
+		fprintf(stderr, "usage: tapbridge admin init --dir DIR [--device-key-len 16|24|32]\n"
+				"         [--pkcs11 MODULE --token-label LABEL --pin-file FILE "
+				"[--kek-label LABEL]]\n");
 		return 2;
 	}
 	if (mkdir(dir, 0700) != 0) {
@@ -561,12 +596,37 @@ static int adm_init(int argc, char **argv)
 	if (adm_self(self) != 0 || adm_path(keys, dir, "sam.keys") != 0 ||
 	    adm_path(kek, dir, "sam.kek") != 0 || adm_path(state, dir, "state") != 0 ||
 	    adm_path(conf, dir, "tapbridge.conf") != 0 || adm_path(sock, dir, "sam.sock") != 0 ||
-	    adm_path(dbp, dir, "srv.db") != 0)
+	    adm_path(dbp, dir, "srv.db") != 0 || adm_path(kargs, dir, "sam.kek-args") != 0)
 		return 1;
+	/* The KEK options every later sam of this deployment is started with. */
+	if (module != NULL)
+		snprintf(kekline, sizeof(kekline), "--pkcs11\n%s\n--token-label\n%s\n--pin-file\n%s\n%s%s%s",
+			 module, token, pin, label != NULL ? "--kek-label\n" : "",
+			 label != NULL ? label : "", label != NULL ? "\n" : "");
+	else
+		snprintf(kekline, sizeof(kekline), "--kek-file\n%s\n", kek);
+	if ((f = fopen(kargs, "w")) == NULL || fputs(kekline, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "tapbridge admin init: %s: %s\n", kargs, strerror(errno));
+		return 1;
+	}
 	{
-		char *sam_argv[] = { self, "sam", "--init", "--keys", keys, "--kek-file", kek,
-				     "--device-key-len", (char *)keylen, NULL };
+		char kk[ADM_KEK_ARGS][ADM_PATH];
+		char *sam_argv[8 + ADM_KEK_ARGS];
+		size_t nk = 0;
+		int j = 0;
 
+		if (adm_kek_args(dir, kk, &nk) != 0)
+			return 1;
+		sam_argv[j++] = self;
+		sam_argv[j++] = (char *)"sam";
+		sam_argv[j++] = (char *)"--init";
+		sam_argv[j++] = (char *)"--keys";
+		sam_argv[j++] = keys;
+		for (size_t k = 0; k < nk; k++)
+			sam_argv[j++] = kk[k];
+		sam_argv[j++] = (char *)"--device-key-len";
+		sam_argv[j++] = (char *)keylen;
+		sam_argv[j] = NULL;
 		if (adm_run_self(sam_argv) != 0) {
 			fprintf(stderr, "tapbridge admin init: `tapbridge sam --init` failed\n");
 			return 1;
@@ -587,16 +647,21 @@ static int adm_init(int argc, char **argv)
 		fprintf(stderr, "tapbridge admin init: %s: %s\n", conf, strerror(errno));
 		return 1;
 	}
+	for (char *p = kekline; (p = strchr(p, '\n')) != NULL;)
+		*p = ' ';
 	fprintf(f, "# tapbridge deployment (made by `tapbridge admin init`)\n"
-		   "sam: tapbridge sam --socket %s --keys %s --kek-file %s\n"
+		   "sam: tapbridge sam --socket %s --keys %s %s\n"
 		   "server: tapbridge server --state %s --db sqlite:%s --sam %s\n"
-		   "fingerprint SHA256:%s\n", sock, keys, kek, state, dbp, sock, hex);
+		   "fingerprint SHA256:%s\n", sock, keys, kekline, state, dbp, sock, hex);
 	if (fclose(f) != 0)
 		return 1;
 	printf("init: %s: sam keys, certificate, database, %s\nfingerprint SHA256:%s\n", dir, conf,
 	       hex);
-	printf("WARNING: the KEK is a development file (%s); use a PKCS#11 token in production\n",
-	       kek);
+	if (module == NULL)
+		printf("WARNING: the KEK is a development file (%s); use --pkcs11 with a token in "
+		       "production\n", kek);
+	else
+		printf("init: the KEK is in the PKCS#11 token '%s' (%s)\n", token, module);
 	return 0;
 }
 
