@@ -14,6 +14,8 @@ int cmd_server(int argc, char **argv);
 int cmd_sam(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_gateway(int argc, char **argv);
+int cmd_reader(int argc, char **argv);
+int cmd_phone(int argc, char **argv);
 
 int tool_scp03(int argc, char **argv);
 int tool_apdu(int argc, char **argv);

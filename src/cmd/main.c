@@ -19,11 +19,13 @@ static const struct sub subs[] = {
 	{ "sam", cmd_sam, "the only holder of master keys: key file, PKCS#11 KEK, unix socket" },
 	{ "server", cmd_server, "the service server: TLS 1.3 phone sessions and the HTTP layer" },
 	{ "gateway", cmd_gateway, "the gateway: relays phone lines to the server, emulated delay/loss" },
+	{ "phone", cmd_phone, "the phone: its se's link, the server session, relays, a scripted screen" },
+	{ "reader", cmd_reader, "the shop terminal: pay, gate, id, checkout; relays through the se" },
 	{ "bench", cmd_bench, "benchmarks against references measured in the same run" },
 };
 
 /* Parties of the architecture that later work adds. */
-static const char *const planned[] = { "phone", "reader" };
+static const char *const planned[] = { "reader" };
 
 static void usage(FILE *f)
 {

@@ -45,17 +45,20 @@ int sam_enc_scp_open(struct wr *w, uint8_t role, uint8_t kvn, const uint8_t seri
 
 int sam_enc_scp_open_given(struct wr *w, uint8_t role, uint8_t kvn,
 			   const uint8_t serial[SAM_SERIAL_LEN], uint8_t level,
-			   const uint8_t *challenge, size_t challenge_len)
+			   const uint8_t *challenge, size_t challenge_len, const uint8_t *aid,
+			   size_t aid_len)
 {
 	ENC_BEGIN;
-	if ((challenge_len != SCP_S8 && challenge_len != SCP_S16) || challenge == NULL)
+	if ((challenge_len != SCP_S8 && challenge_len != SCP_S16) || challenge == NULL ||
+	    aid_len > SCP_AID_MAX || (aid_len > 0 && aid == NULL))
 		return TB_E_INVAL;
 	ENC(wr_u8(w, role));
 	ENC(wr_u8(w, kvn));
 	ENC(wr_bytes(w, serial, SAM_SERIAL_LEN));
 	ENC(wr_u8(w, level));
 	ENC(wr_u8(w, (uint8_t)(challenge_len | SAM_CHALLENGE_GIVEN)));
-	ENC(wr_u8(w, 0));
+	ENC(wr_u8(w, (uint8_t)aid_len));
+	ENC(wr_bytes(w, aid, aid_len));
 	ENC(wr_bytes(w, challenge, challenge_len));
 	ENC_END;
 }

@@ -33,11 +33,13 @@ struct sam_hello {
 
 int sam_enc_scp_open(struct wr *w, uint8_t role, uint8_t kvn, const uint8_t serial[SAM_SERIAL_LEN],
 		     uint8_t level, uint8_t challenge_len, const uint8_t *aid, size_t aid_len);
-/* SCP_OPEN with the host challenge given by the caller (no aid check): the server draws
+/* SCP_OPEN with the host challenge given by the caller (aid: as for sam_enc_scp_open, the
+ * one the card's pseudo-random challenge is checked against): the server draws
  * it itself to pre-stage it at a phone before it knows the reader. */
 int sam_enc_scp_open_given(struct wr *w, uint8_t role, uint8_t kvn,
 			   const uint8_t serial[SAM_SERIAL_LEN], uint8_t level,
-			   const uint8_t *challenge, size_t challenge_len);
+			   const uint8_t *challenge, size_t challenge_len, const uint8_t *aid,
+			   size_t aid_len);
 /* resp: the card's answer to the last handshake command; cmd (optional): a first plain
  * command to wrap right after EXTERNAL AUTHENTICATE. */
 int sam_enc_scp_step(struct wr *w, uint32_t handle, const uint8_t *resp, size_t rn,

@@ -180,7 +180,7 @@ static int svc_encode(const struct svc_sam_req *rq, struct wr *w, uint8_t *type)
 	case SVC_SAM_R_OPEN:
 		*type = SAM_SCP_OPEN;
 		return sam_enc_scp_open_given(w, SAM_FAM_READER_SERVER, 0, rq->serial, 0x33, rq->data,
-					      rq->n);
+					      rq->n, rmsg_reader_aid, RMSG_READER_AID_LEN);
 	case SVC_SAM_R_WRAP:
 		*type = SAM_SCP_WRAP;
 		return sam_enc_scp_handle(w, rq->handle, rq->data, rq->n);

@@ -93,6 +93,19 @@
 	X(TB_E_RDR_STATE,       -264, "reader state file malformed") \
 	X(TB_E_RDR_KEYFILE,     -265, "reader key file malformed") \
 	X(TB_E_RDR_CARD,        -266, "card gone or did not answer") \
+	X(TB_E_VAULT_PROOF,     -280, "proof failed") \
+	X(TB_E_VAULT_NO_PAUTH,  -281, "personal data deleted") \
+	X(TB_E_VAULT_NO_LOST,   -282, "this se replaces no lost se") \
+	X(TB_E_VAULT_NO_BACKUP, -283, "no backup of the lost se") \
+	X(TB_E_VAULT_BLOB,      -284, "backup blob malformed or of another se") \
+	X(TB_E_VAULT_MOVED,     -285, "purse moved since the restore began: needs an operator") \
+	X(TB_E_PORTAL_LINK,     -270, "portal login link malformed, expired, used or from before a restart") \
+	X(TB_E_PORTAL_SESSION,  -271, "portal session unknown, logged out or timed out") \
+	X(TB_E_PORTAL_CSRF,     -272, "portal form without the session's CSRF token") \
+	X(TB_E_PORTAL_CODE,     -273, "unlock code wrong, expired or not set") \
+	X(TB_E_PORTAL_TRIES,    -274, "too many wrong unlock codes: ask the operator for a new one") \
+	X(TB_E_PORTAL_FULL,     -275, "portal session or used-link table full") \
+	X(TB_E_PORTAL_REQUEST,  -276, "portal request malformed") \
 	X(TB_E_SAM_PROTO,       -150, "sam request malformed or out of order") \
 	X(TB_E_SAM_DENIED,      -151, "sam request needs a capability this sam was not started with") \
 	X(TB_E_SAM_KEY,         -152, "sam key (role, version) not loaded") \
