@@ -20,8 +20,10 @@ build: deps
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build build/release -j$(JOBS)
 
+# The flows end to end on loopback (tools/demo.sh); DELAY_MS: the gateway's delay each way.
+DELAY_MS ?= 0
 demo: build
-	./build/release/tapbridge demo
+	DELAY_MS=$(DELAY_MS) bash tools/demo.sh build/release/tapbridge
 
 bench: build
 	./build/release/tapbridge bench

@@ -519,17 +519,21 @@ static void test_offline_flag(void **state)
 	assert_int_equal(tap(), TB_E_RDR_REFUSED);
 	assert_said("reader: refused: amount above the offline limit");
 	assert_int_equal(T.st.n, 0);
-	/* Within it: paid offline, a FLAG record in the outbox, the flag consumed. */
+	/* Within it: paid offline, a FLAG record (the flag's service) and a PAY record (the
+	 * reader's e-money service) in the outbox, the flag consumed. */
 	put_flag(500, R.now + 300, 0);
 	assert_int_equal(tap(), 0);
 	assert_said("reader: paid 300 (offline flag)");
 	assert_said("reader: done");
 	assert_int_equal(T.r.envelopes, 0);
-	assert_int_equal(T.st.n, 1);
+	assert_int_equal(T.st.n, 2);
 	assert_int_equal(T.st.rec[0].kind, RMSG_K_FLAG);
 	assert_int_equal(T.st.rec[0].service, 12);
-	assert_int_equal(T.st.rec[0].body_n, 20 + 33);
+	assert_int_equal(T.st.rec[0].body_n, 20);
 	assert_hex_equal(T.st.rec[0].body, 20, "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF0000012C");
+	assert_int_equal(T.st.rec[1].kind, RMSG_K_PAY);
+	assert_int_equal(T.st.rec[1].body_n, 33);
+	assert_int_equal(T.st.rec[1].body[12], 0x02); /* a debit receipt */
 	assert_int_equal(balance(), 700);
 	assert_int_equal(tap(), TB_E_RDR_REFUSED); /* consumed: one flag, one tap */
 	assert_said("reader: refused: offline and no flag on the phone");
@@ -538,13 +542,14 @@ static void test_offline_flag(void **state)
 	T.cfg.app = RDR_APP_ID;
 	assert_int_equal(tap(), 0);
 	assert_said("reader: identity confirmed (offline flag)");
-	assert_int_equal(T.st.n, 2);
+	assert_int_equal(T.st.n, 3);
 	T.cfg.app = RDR_APP_PAY;
 	arm();
 	assert_int_equal(tap(), 0);
-	assert_int_equal(T.srv.got_n, 3);
-	assert_said("reader: offline record 1 reported");
-	assert_said("reader: offline record 2 reported");
+	assert_int_equal(T.srv.got_n, 4);
+	assert_said("reader: offline record 1 reported"); /* FLAG */
+	assert_said("reader: paid 300");                  /* the offline PAY, then this tap's */
+	assert_said("reader: offline record 3 reported"); /* FLAG of the id check */
 	assert_int_equal(T.st.n, 0);
 	/* Expired flag (the se itself refuses to hand it out). */
 	server_cmd("806C030000"); /* disarm */

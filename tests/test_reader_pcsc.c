@@ -267,7 +267,7 @@ static void test_offline_pay_pcsc(void **state)
 
 		snprintf(p, sizeof(p), "%s/reader.state", S.state);
 		assert_int_equal(stat(p, &sb), 0);
-		assert_int_equal(sb.st_size, 16 + 27 + 53); /* one FLAG record with its receipt */
+		assert_int_equal(sb.st_size, 16 + (27 + 20) + (27 + 33)); /* FLAG, then PAY */
 	}
 	/* The flag was consumed: the next tap is refused, exit 1, nothing paid. */
 	assert_int_equal(run_reader("--pcsc", RDR0, out, sizeof(out)), 1);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -151,15 +152,23 @@ static int phone_argv_cmds(struct phone_net *n, int argc, char **argv, int *quit
 static int phone_file_cmds(struct phone_net *n, FILE *f, int interactive, int *quit)
 {
 	char line[LINE_MAX_LEN];
-	int failed = 0;
+	struct stat st;
+	int failed = 0, stream = 0;
 
+	/* Commands that come over a pipe, a fifo or a terminal may come late: the phone keeps
+	 * pumping (relays, server frames) while it waits for them, and reads them unbuffered
+	 * so that no line hides in stdio's buffer while the fd looks idle. */
+	if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+		stream = 1;
+		setvbuf(f, NULL, _IONBF, 0);
+	}
 	for (;;) {
 		if (interactive) {
 			fprintf(stderr, "phone> ");
 			fflush(stderr);
-			if (phone_net_wait_fd(n, fileno(f)) != 0)
-				break;
 		}
+		if ((interactive || stream) && phone_net_wait_fd(n, fileno(f)) != 0)
+			break;
 		if (fgets(line, sizeof(line), f) == NULL)
 			break;
 		line[strcspn(line, "\r\n")] = '\0';

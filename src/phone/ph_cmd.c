@@ -308,8 +308,10 @@ static void notice_claim(struct ph *ph, size_t i)
 
 /* SELECT wallet (no Le), sent before every local command: the host interface may have
  * another application selected. */
-static const uint8_t select_wallet[] = { 0x00, 0xA4, 0x04, 0x00, PH_WALLET_AID_LEN, 0xF0, 0x54,
-					 0x41, 0x50, 0x42, 0x52, 0x49, 0x44, 0x47, 0x45, 0x01 };
+const uint8_t ph_wallet_select[PH_WALLET_SELECT_LEN] = { 0x00, 0xA4, 0x04, 0x00,
+							  PH_WALLET_AID_LEN, 0xF0, 0x54,
+							  0x41, 0x50, 0x42, 0x52, 0x49,
+							  0x44, 0x47, 0x45, 0x01 };
 
 static int local_start(struct ph *ph, const uint8_t *cmd, size_t n)
 {
@@ -320,7 +322,7 @@ static int local_start(struct ph *ph, const uint8_t *cmd, size_t n)
 	memcpy(ph->local_cmd, cmd, n);
 	ph->local_n = n;
 	ph->cmd_deadline = ph->now + LOCAL_WAIT_MS;
-	return ph_se_send(ph, PH_Q_SELECT, 0, select_wallet, sizeof(select_wallet));
+	return ph_se_send(ph, PH_Q_SELECT, 0, ph_wallet_select, sizeof(ph_wallet_select));
 }
 
 static int start_local(struct ph *ph, const struct ph_cmd *c)

@@ -131,6 +131,7 @@ int ph_se_relay(struct ph *ph, uint32_t id, uint32_t service, const uint8_t *p, 
 int ph_srv_relay_down(struct ph *ph, uint32_t relay, uint8_t status, const uint8_t *p, size_t n)
 {
 	struct ph_act a = { .kind = PH_ACT_SE_RELAY_ANSWER, .a = relay, .data = p, .n = n };
+	int rc;
 
 	if (n > PH_RELAY_MAX || (p == NULL && n > 0) || status > 1)
 		return TB_E_INVAL;
@@ -146,7 +147,19 @@ int ph_srv_relay_down(struct ph *ph, uint32_t relay, uint8_t status, const uint8
 		return 0;
 	}
 	ph->relay_pending = 0;
-	return ph_act_push(ph, &a);
+	if ((rc = ph_act_push(ph, &a)) != 0)
+		return rc;
+	/* The server's last answer of a reader exchange (RESULT or a refusal): one arming
+	 * serves one tap, so the relay is disarmed (SELECT wallet, then 80 6C 03). */
+	if (n > 0 && (p[0] == PH_RELAY_END_RESULT || p[0] == PH_RELAY_END_REFUSE)) {
+		static const uint8_t disarm[] = { 0x80, 0x6C, 0x03, 0x00 };
+
+		if ((rc = ph_se_send(ph, PH_Q_DISARM, 0, ph_wallet_select, PH_WALLET_SELECT_LEN)) == 0)
+			rc = ph_se_send(ph, PH_Q_DISARM, 0, disarm, sizeof(disarm));
+		if (rc == 0)
+			(void)ph_say(ph, "relay done: disarmed", NULL);
+	}
+	return rc;
 }
 
 int ph_srv_stage(struct ph *ph, const uint8_t *apdu, size_t n)
@@ -200,6 +213,8 @@ int ph_se_response(struct ph *ph, const uint8_t *resp, size_t n)
 	}
 	case PH_Q_SERIAL:
 		return serial_in(ph, resp, n);
+	case PH_Q_DISARM: /* best effort: a relay that expired or was never armed is fine */
+		return 0;
 	default:
 		ph_cmd_on_local(ph, q.kind, resp, n);
 		return 0;

@@ -38,6 +38,13 @@
 /* The wallet AID (se/se.h se_wallet_aid) and the local commands built from it. */
 #define PH_WALLET_AID_LEN 11u
 extern const uint8_t ph_wallet_aid[PH_WALLET_AID_LEN];
+/* SELECT wallet without Le: what precedes every plain command of the phone's own. */
+#define PH_WALLET_SELECT_LEN (5u + PH_WALLET_AID_LEN)
+extern const uint8_t ph_wallet_select[PH_WALLET_SELECT_LEN];
+/* First bytes of the server's last answer of a reader exchange (src/lib/rmsg.h: 83 RESULT,
+ * 8F refusal); the phone does not parse relay messages beyond this and the HELLO. */
+#define PH_RELAY_END_RESULT 0x83u
+#define PH_RELAY_END_REFUSE 0x8Fu
 
 /* What the core wants done. Data pointers are valid until the next ph_* call. */
 enum ph_act_kind {
@@ -121,6 +128,7 @@ enum ph_q_kind {
 	PH_Q_SERIAL,       /* GET DATA 00 45 at start */
 	PH_Q_SELECT,       /* SELECT wallet before a local command */
 	PH_Q_LOCAL,        /* the local command itself */
+	PH_Q_DISARM,       /* SELECT wallet and DISARM after a reader exchange (answers ignored) */
 };
 
 struct ph_q {

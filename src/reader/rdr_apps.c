@@ -265,7 +265,8 @@ static int flag_consume(struct rdr *r, const uint8_t nonce[16])
 }
 
 /* Flow 3: the flag stands in for the server. Token: 01 serial(8) service(4) expiry(4)
- * nonce(16) limit(4). Records: FLAG (nonce, amount, receipt) and, at a gate, TICKET. */
+ * nonce(16) limit(4). Records: FLAG (nonce, amount) and, for money, PAY (the receipt, under
+ * the reader's --service) or, at a gate, TICKET. */
 int rdr_app_offline(struct rdr *r)
 {
 	struct rdr_rec rec[2];
@@ -298,9 +299,13 @@ int rdr_app_offline(struct rdr *r)
 	put32(rec[0].body + 16, amount);
 	rec[0].body_n = RMSG_FLAG_LEN_NO_RECEIPT;
 	if (money) {
-		if ((rc = debit(r, amount, rec[0].body + RMSG_FLAG_LEN_NO_RECEIPT)))
+		/* The flag's use and the payment are two records: the payment belongs to the
+		 * reader's e-money service (--service), the flag to the service that set it. */
+		rec_new(r, &rec[1], RMSG_K_PAY, r->cfg->service != 0 ? r->cfg->service : service);
+		if ((rc = debit(r, amount, rec[1].body)))
 			return rc;
-		rec[0].body_n += RMSG_RECEIPT_LEN;
+		rec[1].body_n = RMSG_RECEIPT_LEN;
+		n = 2;
 	} else if (r->cfg->app == RDR_APP_GATE) {
 		rec_new(r, &rec[1], RMSG_K_TICKET, gate_service(r));
 		rec[1].body_n = TICKET_LEN;

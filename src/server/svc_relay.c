@@ -281,7 +281,9 @@ static void rl_on_unwrap(struct svc *v, const struct svc_io *io, const struct sv
 			x->bad_receipt = 1;
 			continue;
 		}
-		rq.kvn = rc.kvn;
+		/* The receipt MAC is keyed from the se's SERVER key set; a reader's session
+		 * names its own (se-reader) KVN in the receipt, so that one means "current". */
+		rq.kvn = (rc.kvn & 0xF0) == 0x10 ? rc.kvn : 0;
 		rq.serial = rc.serial;
 		rq.mac = receipt + SVC_RECEIPT_BODY;
 		rq.mac_n = SVC_RECEIPT_MAC_LEN;
