@@ -254,8 +254,11 @@ int ph_srv_history(struct ph *ph, uint8_t more, const struct ph_hist_rec *recs, 
 		ln_u64(&l, r->reader);
 		ln_str(&l, " amount ");
 		ln_i64(&l, r->amount);
-		ln_str(&l, " balance ");
-		ln_i64(&l, r->balance);
+		/* 0: the server keeps no balance for this event (docs/protocol.md) */
+		if (r->balance != 0) {
+			ln_str(&l, " balance ");
+			ln_i64(&l, r->balance);
+		}
 		ln_str(&l, " time ");
 		ln_time(&l, r->time);
 		(void)ln_put(ph, &l);
