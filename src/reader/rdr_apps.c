@@ -270,7 +270,7 @@ static int flag_consume(struct rdr *r, const uint8_t nonce[16])
 int rdr_app_offline(struct rdr *r)
 {
 	struct rdr_rec rec[2];
-	uint8_t token[TOKEN_LEN];
+	uint8_t token[TOKEN_LEN] = { 0 };
 	const uint8_t *nonce = token + 17;
 	uint32_t amount = 0, service;
 	struct rdr_line l;
