@@ -43,6 +43,7 @@ static const struct sample samples[] = {
 	{ PROTO_SELECT, "00000002" "01" },
 	{ PROTO_SELECT, "00000003" "00" },
 	{ PROTO_SELECT, "FFFFFFFF" "02" },
+	{ PROTO_SELECT, "00000004" "04" },
 	{ PROTO_STAGE, "8050300008" "A0A1A2A3A4A5A6A7" "00" },
 	{ PROTO_STAGE, "8050000000" },
 	{ PROTO_STAGE, "8050300010" "000102030405060708090A0B0C0D0E0F" },
@@ -235,7 +236,7 @@ static const struct bad bads[] = {
 	{ PROTO_MENU, "02" "00000001" "02" "01" "01" "41", TB_E_TRUNC },
 	{ PROTO_SELECT, "00000000", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "000001", TB_E_TRUNC },
-	{ PROTO_SELECT, "00000001" "03", TB_E_PROTO_FIELD },
+	{ PROTO_SELECT, "00000001" "05", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "00000001" "FF", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "00000000" "01", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "00000001" "01" "00", TB_E_LEFTOVER },
@@ -502,10 +503,12 @@ static void test_encoder_atomic(void **state)
 }
 
 /* SELECT's op byte: absent is op 0 without the byte, each op round-trips with the
- * byte, the encoder writes it only when asked or needed, and op 3 is refused both ways. */
+ * byte, the encoder writes it only when asked or needed, and op 5 is refused both ways. */
 static void test_select_op(void **state)
 {
 	static const uint8_t no_op[] = { 0, 0, 0, 7 }, op1[] = { 0, 0, 0, 7, 1 };
+	static const uint8_t op3[] = { 0, 0, 0, 7, 3 }, op4[] = { 0, 0, 0, 7, 4 };
+	static const uint8_t op5[] = { 0, 0, 0, 7, 5 };
 	uint8_t out[8];
 	struct proto_msg m;
 	struct wr w;
@@ -518,6 +521,11 @@ static void test_select_op(void **state)
 	assert_int_equal(proto_decode(PROTO_SELECT, op1, sizeof(op1), &m), 0);
 	assert_int_equal(m.u.select.op, PROTO_OP_USE);
 	assert_int_equal(m.u.select.has_op, 1);
+	assert_int_equal(proto_decode(PROTO_SELECT, op3, sizeof(op3), &m), 0);
+	assert_int_equal(m.u.select.op, PROTO_OP_BACKUP);
+	assert_int_equal(proto_decode(PROTO_SELECT, op4, sizeof(op4), &m), 0);
+	assert_int_equal(m.u.select.op, PROTO_OP_RESTORE);
+	assert_int_equal(proto_decode(PROTO_SELECT, op5, sizeof(op5), &m), TB_E_PROTO_FIELD);
 
 	/* What the server code builds ({ .service = N }) stays the 4-byte SELECT. */
 	m = (struct proto_msg){ .type = PROTO_SELECT };
@@ -530,7 +538,11 @@ static void test_select_op(void **state)
 	assert_int_equal(proto_encode(&w, &m), 0);
 	assert_int_equal(w.len, 5);
 	assert_int_equal(out[4], 2);
-	m.u.select.op = 3;
+	m.u.select.op = PROTO_OP_RESTORE;
+	w = wr_init(out, sizeof(out));
+	assert_int_equal(proto_encode(&w, &m), 0);
+	assert_int_equal(out[4], 4);
+	m.u.select.op = 5;
 	w = wr_init(out, sizeof(out));
 	assert_int_equal(proto_encode(&w, &m), TB_E_PROTO_FIELD);
 	assert_int_equal(w.len, 0);

@@ -1,7 +1,9 @@
 /* test_relay_book.c - booking relayed reader records (src/server/relay_book.c) against a
  * SQLite database: a payment once and its replay, a receipt the sam refused, a credit
  * receipt or another se's receipt, an order whose total does not match, a ticket used up,
- * an identity check kept once, an unknown reader, online personal auth refused. */
+ * an identity check kept once, an unknown reader; online personal authentication: the
+ * proof of a real se core checked against its key (svc_pauth_check), the attributes the
+ * reader's class may see, a replay, a failed proof, no key, deleted personal data. */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include "server/ledger.h"
 #include "server/relay_book.h"
 #include "server/rules.h"
+#include "se_rig.h"
 
 static const uint8_t SE_A[8] = { 0x20, 0, 0, 0, 0, 0, 0, 0x0A };
 static const uint8_t SE_B[8] = { 0x20, 0, 0, 0, 0, 0, 0, 0x0B };
@@ -179,10 +182,11 @@ static void test_pay_refusals(void **state)
 	assert_int_equal(x.status, RMSG_ST_REFUSED);
 	assert_int_equal(bal(db, SE_A), 1000);
 	assert_int_equal(bal(db, SE_B), 0);
-	/* online personal authentication: refused, never booked */
+	/* online personal authentication without a checked proof: refused, never booked */
 	x = rec(RMSG_K_PAUTH, 8, SVC_MONEY, SE_A, 56);
 	assert_int_equal(in_batch(db, &x, r, RDR), 0);
 	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "proof failed");
 }
 
 static void test_order(void **state)
@@ -261,6 +265,117 @@ static void test_ticket_and_flag(void **state)
 	assert_int_equal(x.status, RMSG_ST_REPLAY);
 }
 
+/* The se core's own PROVE checked by the server's verifier: the se holds id || key (set by
+ * PAUTH SET through a level-33 server channel, as svc_cmd_pauth_set builds it), a reader
+ * channel asks for the proof; the record body id || nonce || challenge || proof verifies
+ * against the opened blob id || key, and not with one byte changed anywhere. */
+static void test_pauth_check(void **state)
+{
+	uint8_t idkey[32], cmd[64], body[RMSG_PAUTH_LEN], prove[5 + 16];
+	struct wr w = wr_init(cmd, sizeof(cmd));
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(idkey); i++)
+		idkey[i] = (uint8_t)(0x30 + 7 * i);
+	rig_personalised();
+	assert_int_equal(rig_select_wallet(SE_IF_HOST), 0x9000);
+	assert_int_equal(rig_open_server(SE_IF_HOST, 0x33), 0x9000);
+	assert_int_equal(svc_cmd_pauth_set(&w, idkey, idkey + 16), 0);
+	assert_int_equal(rig_cmd(SE_IF_HOST, cmd, w.len), 0x9000);
+	assert_int_equal(rig_select_wallet(SE_IF_CONTACTLESS), 0x9000);
+	assert_int_equal(rig_open_reader(SE_IF_CONTACTLESS, 0x33), 0x9000);
+	memcpy(prove, "\x80\x62\x00\x00\x10", 5);
+	for (size_t i = 0; i < 16; i++)
+		prove[5 + i] = (uint8_t)(0xA0 + i);
+	assert_int_equal(rig_cmd(SE_IF_CONTACTLESS, prove, sizeof(prove)), 0x9000);
+	assert_int_equal(R.n, 40);
+	memcpy(body, R.resp, 24);             /* id, card nonce */
+	memcpy(body + 24, prove + 5, 16);     /* the challenge */
+	memcpy(body + 40, R.resp + 24, 16);   /* the proof */
+	assert_int_equal(svc_pauth_check(rig_serial, body, sizeof(body), idkey, 32), 0);
+	for (size_t i = 0; i < sizeof(body); i++) {
+		body[i] ^= 0x01;
+		assert_int_equal(svc_pauth_check(rig_serial, body, sizeof(body), idkey, 32),
+				 TB_E_VAULT_PROOF);
+		body[i] ^= 0x01;
+	}
+	idkey[20] ^= 0x80; /* another key */
+	assert_int_equal(svc_pauth_check(rig_serial, body, sizeof(body), idkey, 32), TB_E_VAULT_PROOF);
+	idkey[20] ^= 0x80;
+	assert_int_equal(svc_pauth_check(SE_A, body, sizeof(body), idkey, 32), TB_E_VAULT_PROOF);
+	assert_int_equal(svc_pauth_check(rig_serial, body, sizeof(body), idkey, 31), TB_E_VAULT_BLOB);
+	assert_int_equal(svc_pauth_check(rig_serial, body, sizeof(body) - 1, idkey, 32),
+			 TB_E_VAULT_PROOF);
+}
+
+/* A checked proof is answered with the attributes the reader's class (1) may see, kept
+ * once in the history; failed, no key, no personal data: refused with the reason. */
+static void test_pauth_book(void **state)
+{
+	struct db *db = *state;
+	static struct db_pauth p;
+	const char vis[1][DB_ATTR_NAME_MAX] = { "name" };
+	const char vis2[2][DB_ATTR_NAME_MAX] = { "age", "name" };
+	struct db_event ev[8];
+	uint8_t body[RMSG_PAUTH_LEN] = { 0 };
+	struct svc_rl_rec x;
+	size_t n = 0, views = 0;
+
+	memset(&p, 0, sizeof(p));
+	memcpy(p.se, SE_A, 8);
+	snprintf(p.identifier, sizeof(p.identifier), "00112233445566778899AABBCCDDEEFF");
+	p.n_attrs = 2;
+	snprintf(p.attrs[0].name, sizeof(p.attrs[0].name), "age");
+	memcpy(p.attrs[0].value, "42", 2);
+	p.attrs[0].len = 2;
+	snprintf(p.attrs[1].name, sizeof(p.attrs[1].name), "name");
+	memcpy(p.attrs[1].value, "Alice;B\x01", 8);
+	p.attrs[1].len = 8;
+	assert_int_equal(db->ops->pauth_put(db, &p), 0);
+	assert_int_equal(db->ops->pauth_visible_set(db, 1, vis, 1), 0);
+
+	x = rec(RMSG_K_PAUTH, 40, SVC_MONEY, SE_A, sizeof(body));
+	x.pauth = SVC_PA_OK;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_string_equal(x.info, "name=Alice?B?"); /* ';' and control bytes masked */
+	/* the RESULT lost: the record again answers the same, without a second view */
+	x = rec(RMSG_K_PAUTH, 40, SVC_MONEY, SE_A, sizeof(body));
+	x.pauth = SVC_PA_OK;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REPLAY);
+	assert_string_equal(x.info, "name=Alice?B?");
+	assert_int_equal(db->ops->history_by_se(db, SE_A, 0, ev, 8, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		views += ev[i].kind == DB_EV_PAUTH;
+	assert_int_equal(views, 1);
+	/* the class sees more now */
+	assert_int_equal(db->ops->pauth_visible_set(db, 1, vis2, 2), 0);
+	x = rec(RMSG_K_PAUTH, 41, SVC_MONEY, SE_A, sizeof(body));
+	x.pauth = SVC_PA_OK;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_string_equal(x.info, "age=42;name=Alice?B?");
+	/* refusals */
+	x = rec(RMSG_K_PAUTH, 42, SVC_MONEY, SE_A, sizeof(body));
+	x.pauth = SVC_PA_FAILED;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "proof failed");
+	x = rec(RMSG_K_PAUTH, 43, SVC_MONEY, SE_A, sizeof(body));
+	x.pauth = SVC_PA_NO_KEY;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_string_equal(x.info, "personal data deleted");
+	x = rec(RMSG_K_PAUTH, 44, SVC_MONEY, SE_B, sizeof(body)); /* no record for SE_B */
+	x.pauth = SVC_PA_OK;
+	assert_int_equal(in_batch(db, &x, body, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "personal data deleted");
+	x = rec(RMSG_K_PAUTH, 45, SVC_MONEY, SE_A, sizeof(body)); /* an unknown reader */
+	x.pauth = SVC_PA_OK;
+	assert_int_equal(in_batch(db, &x, body, 99), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +383,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pay_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ticket_and_flag, setup, teardown),
+		cmocka_unit_test(test_pauth_check),
+		cmocka_unit_test_setup_teardown(test_pauth_book, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

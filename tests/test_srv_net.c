@@ -601,7 +601,7 @@ static const struct bad_case bad_cases[] = {
 	{ "empty frame", 0, "00000000", PROTO_ERR_EMPTY, NULL },
 	{ "oversize after HELLO", 1, "000186A0" "03", PROTO_ERR_TOO_LARGE, "frame too large" },
 	{ "oversize for its type", 1, "00000007" "02" "000000010000", PROTO_ERR_TOO_LARGE, NULL },
-	{ "SELECT with an unknown op", 1, "00000006" "02" "0000000103", PROTO_ERR_MALFORMED, NULL },
+	{ "SELECT with an unknown op", 1, "00000006" "02" "0000000105", PROTO_ERR_MALFORMED, NULL },
 	{ "unknown type", 1, "00000001" "77", PROTO_ERR_UNKNOWN_TYPE, "unknown frame type" },
 	{ "server-only type from the phone", 1, "00000002" "81" "00", PROTO_ERR_UNKNOWN_TYPE, NULL },
 	{ "malformed SELECT", 1, "00000004" "02" "000001", PROTO_ERR_MALFORMED, "malformed SELECT" },

@@ -3,7 +3,7 @@
 # The list is the one in the README; nothing is installed when all are present.
 set -euo pipefail
 
-PKGS="cmake make gcc clang libclang-rt-14-dev pkg-config libssl-dev libcmocka-dev libjansson-dev python3 libevent-dev pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools iproute2 libsqlite3-dev postgresql libpq-dev softhsm2 libp11-kit-dev"
+PKGS="cmake make gcc clang libclang-rt-14-dev pkg-config libssl-dev libcmocka-dev libjansson-dev python3 libevent-dev pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools iproute2 libsqlite3-dev postgresql libpq-dev softhsm2 libp11-kit-dev chromium fonts-dejavu-core"
 
 missing=""
 for p in $PKGS; do

@@ -1,7 +1,8 @@
 /* admin.c - `tapbridge admin`: personalisation of an se image that no se is running
  * on (factory and tests): se-init, se-keys, se-config, se-info; and the operator's
  * server-side commands over a deployment directory (docs/admin.md): init, se-register,
- * reader-register, service-add, ledger, history, rotate, deny-list.
+ * reader-register, service-add, ledger, history, rotate, deny-list, se-replace, pauth-set, portal-login,
+ * portal-code.
  * What stays true: every argument is checked before the image is opened, so a bad one
  * leaves the file as it was; key bytes never reach a log line and are wiped (and so are
  * the argv strings they came in) as soon as they are decoded or used. */
@@ -17,11 +18,14 @@
 
 #include "cmd.h"
 #include "io/db_io.h"
+#include "io/portal_io.h"
 #include "io/sam_client.h"
 #include "io/store_file.h"
 #include "io/tls.h"
 #include "server/ledger.h"
+#include "server/portal.h"
 #include "server/proto.h"
+#include "server/rules.h"
 #include "lib/ct.h"
 #include "lib/err.h"
 #include "lib/hex.h"
@@ -1132,11 +1136,17 @@ static int adm_deny_list(int argc, char **argv)
 
 /* ------------------------------------------------------------------- dispatch --- */
 
+static int adm_portal_login(int argc, char **argv);
+static int adm_portal_code(int argc, char **argv);
+
 struct adm_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *usage;
 };
+
+static int adm_se_replace(int argc, char **argv);
+static int adm_pauth_set(int argc, char **argv);
 
 static const struct adm_cmd adm_cmds[] = {
 	{ "se-init", adm_se_init, "se-init --image FILE --serial HEX         a blank se image" },
@@ -1158,6 +1168,15 @@ static const struct adm_cmd adm_cmds[] = {
 	{ "history", adm_history, "history --dir DIR (--se HEX | --reader N)   usage history" },
 	{ "rotate", adm_rotate, "rotate --dir DIR [--family 1..5]          a new sam key version" },
 	{ "deny-list", adm_deny_list, "deny-list --dir DIR --reader N            signed deny list" },
+	{ "se-replace", adm_se_replace,
+	  "se-replace --dir DIR --old HEX --new HEX   a lost se: its balance to its replacement" },
+	{ "pauth-set", adm_pauth_set,
+	  "pauth-set --dir DIR (--se HEX [--attr NAME=VALUE ...] | --class N --visible N1,N2)\n"
+	  "          a person's attributes, or what a reader class may see" },
+	{ "portal-login", adm_portal_login,
+	  "portal-login --dir DIR (--se HEX | --operator) [--ttl S] [--url URL]   a one-time link" },
+	{ "portal-code", adm_portal_code,
+	  "portal-code --dir DIR --se HEX [--ttl S]  the se's unlock code for the portal" },
 };
 
 int cmd_admin(int argc, char **argv)
@@ -1172,4 +1191,317 @@ int cmd_admin(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(adm_cmds) / sizeof(adm_cmds[0]); i++)
 		fprintf(stderr, "  tapbridge admin %s\n", adm_cmds[i].usage);
 	return 2;
+}
+
+/* ------------------------------------------------ portal-login, portal-code --- */
+
+/* A one-time login link for the portal (docs/portal.md), minted with the deployment's
+ * link key (D/state/portal.key, shared with the server). Printed for tests and the demo;
+ * customers get theirs from the phone. */
+static int adm_portal_login(int argc, char **argv)
+{
+	const char *dir = NULL, *serial_hex = NULL, *ttl_s = NULL, *url_s = NULL;
+	int op = 0, rc;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--se", &serial_hex, NULL },
+					{ "--operator", NULL, &op }, { "--ttl", &ttl_s, NULL },
+					{ "--url", &url_s, NULL } };
+	uint8_t serial[SE_SERIAL_LEN] = { 0 }, key[PORTAL_KEY_LEN];
+	char state[ADM_PATH], base[PORTAL_URL_MAX], tok[PORTAL_LINK_HEX];
+	uint32_t ttl = PORTAL_LINK_TTL_S;
+	struct timespec ts;
+	struct db_se se;
+	struct db *db = NULL;
+	size_t n;
+
+	if ((rc = args_parse("admin portal-login", argc, argv, opts, 5)) != 0)
+		return rc;
+	if (dir == NULL || (serial_hex == NULL) == (op == 0) ||
+	    (ttl_s != NULL && args_u32(ttl_s, 1, PORTAL_LINK_TTL_MAX, &ttl) != 0)) {
+		fprintf(stderr, "usage: tapbridge admin portal-login --dir DIR (--se HEX | --operator) "
+				"[--ttl 1..%u] [--url https://HOST:PORT]\n", PORTAL_LINK_TTL_MAX);
+		return 2;
+	}
+	if (serial_hex != NULL && (rc = adm_hex("portal-login", "--se", serial_hex, SE_SERIAL_LEN,
+						serial, sizeof(serial), &n)) != 0)
+		return rc;
+	if (adm_path(state, dir, "state") != 0)
+		return 1;
+	if (url_s != NULL)
+		snprintf(base, sizeof(base), "%s", url_s);
+	else if (portal_url_load(state, base) != 0 || base[0] == '\0') {
+		fprintf(stderr, "tapbridge admin portal-login: no running portal wrote %s/%s: give "
+				"--url https://HOST:PORT\n", state, PORTAL_URL_FILE);
+		return 1;
+	}
+	if (serial_hex != NULL) {
+		if (adm_db("portal-login", dir, &db) != 0)
+			return 1;
+		rc = db->ops->se_get(db, serial, &se);
+		db_close(db);
+		if (rc != 0) {
+			fprintf(stderr, "tapbridge admin portal-login: %s: %s\n", serial_hex, tb_strerror(rc));
+			return 1;
+		}
+	}
+	if ((rc = portal_key_load(state, key)) != 0) {
+		fprintf(stderr, "tapbridge admin portal-login: %s/%s: %s\n", state, PORTAL_KEY_FILE,
+			tb_strerror(rc));
+		return 1;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rc = portal_link_make(key, op ? PORTAL_OPERATOR : PORTAL_CUSTOMER, serial,
+			      (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, ttl, tok);
+	ct_wipe(key, sizeof(key));
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin portal-login: %s\n", tb_strerror(rc));
+		return 1;
+	}
+	printf("%s login link (one-time, expires in %u s):\n%s/login?t=%s\n",
+	       op ? "operator" : "customer", ttl, base, tok);
+	ct_wipe(tok, sizeof(tok));
+	return 0;
+}
+
+/* The second factor of the customer's unlock in the portal: a code the operator hands
+ * over (phone call, letter), stored hashed with an expiry and a try limit. */
+static int adm_portal_code(int argc, char **argv)
+{
+	const char *dir = NULL, *serial_hex = NULL, *ttl_s = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--se", &serial_hex, NULL },
+					{ "--ttl", &ttl_s, NULL } };
+	uint8_t serial[SE_SERIAL_LEN];
+	char digits[PORTAL_CODE_DIGITS + 1];
+	struct db_unlock_code c;
+	uint32_t ttl = PORTAL_CODE_TTL_S;
+	struct db *db = NULL;
+	size_t n;
+	int rc;
+
+	if ((rc = args_parse("admin portal-code", argc, argv, opts, 3)) != 0)
+		return rc;
+	if (dir == NULL || serial_hex == NULL ||
+	    (ttl_s != NULL && args_u32(ttl_s, 1, 86400, &ttl) != 0)) {
+		fprintf(stderr, "usage: tapbridge admin portal-code --dir DIR --se HEX [--ttl 1..86400]\n");
+		return 2;
+	}
+	if ((rc = adm_hex("portal-code", "--se", serial_hex, SE_SERIAL_LEN, serial, sizeof(serial),
+			  &n)) != 0)
+		return rc;
+	if (adm_db("portal-code", dir, &db) != 0)
+		return 1;
+	rc = portal_code_new(serial, (int64_t)time(NULL), ttl, digits, &c);
+	if (rc == 0)
+		rc = db->ops->code_put(db, serial, &c);
+	db_close(db);
+	ct_wipe(&c, sizeof(c));
+	if (rc != 0) {
+		ct_wipe(digits, sizeof(digits));
+		fprintf(stderr, "tapbridge admin portal-code: %s: %s\n", serial_hex,
+			rc == TB_E_DB_NOT_FOUND ? "unknown se" : tb_strerror(rc));
+		return 1;
+	}
+	printf("unlock code for %s: %s (expires in %u s, %u tries; replaces any earlier code)\n",
+	       serial_hex, digits, ttl, PORTAL_CODE_TRIES);
+	ct_wipe(digits, sizeof(digits));
+	return 0;
+}
+
+/* ------------------------------------------------------ se-replace, pauth-set --- */
+
+/* One rule in one request of one batch: durable when this returns 0. */
+static int adm_se_lost(struct db *db, const uint8_t old[DB_SERIAL_LEN],
+		       const uint8_t repl[DB_SERIAL_LEN], struct ledger_reply *moved)
+{
+	int rc = db_batch_begin(db), r2;
+
+	if (rc != 0)
+		return rc;
+	if ((rc = db_req_begin(db)) == 0) {
+		r2 = srv_se_lost(db, old, repl, (int64_t)time(NULL), moved);
+		rc = db_req_end(db, r2 == 0);
+		if (r2 != 0)
+			rc = r2;
+	}
+	if (rc == 0)
+		return db_batch_commit(db);
+	db_batch_abort(db);
+	return rc;
+}
+
+static int adm_se_replace(int argc, char **argv)
+{
+	const char *dir = NULL, *old_hex = NULL, *new_hex = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--old", &old_hex, NULL },
+					{ "--new", &new_hex, NULL } };
+	uint8_t old[SE_SERIAL_LEN], repl[SE_SERIAL_LEN];
+	struct ledger_reply moved;
+	struct db *db = NULL;
+	size_t n;
+	int rc;
+
+	if ((rc = args_parse("admin se-replace", argc, argv, opts, 3)) != 0)
+		return rc;
+	if (dir == NULL || old_hex == NULL || new_hex == NULL) {
+		fprintf(stderr, "usage: tapbridge admin se-replace --dir DIR --old HEX --new HEX\n");
+		return 2;
+	}
+	if ((rc = adm_hex("se-replace", "--old", old_hex, SE_SERIAL_LEN, old, sizeof(old), &n)) != 0 ||
+	    (rc = adm_hex("se-replace", "--new", new_hex, SE_SERIAL_LEN, repl, sizeof(repl), &n)) != 0)
+		return rc;
+	if (adm_db("se-replace", dir, &db) != 0)
+		return 1;
+	memset(&moved, 0, sizeof(moved));
+	rc = adm_se_lost(db, old, repl, &moved);
+	db_close(db);
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin se-replace: %s -> %s: %s\n", old_hex, new_hex,
+			tb_strerror(rc));
+		return 1;
+	}
+	printf("se-replace: %s lost, replaced by %s; balance %lld moved%s\n", old_hex, new_hex,
+	       moved.transfer_id != 0 ? (long long)moved.balance : 0LL,
+	       moved.replayed ? " (before)" : "");
+	return 0;
+}
+
+/* An attribute name: 1..31 of [a-z0-9_-] (it goes into "k=v;k=v" answers to readers). */
+static int adm_attr_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n >= DB_ATTR_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* NAME=VALUE into a: the value printable ASCII without ';' (0..127 bytes). */
+static int adm_attr(const char *arg, struct db_attr *a)
+{
+	const char *eq = strchr(arg, '=');
+	size_t nl, vl;
+
+	if (eq == NULL)
+		return -1;
+	nl = (size_t)(eq - arg);
+	vl = strlen(eq + 1);
+	if (!adm_attr_name_ok(arg, nl) || vl >= DB_ATTR_VALUE_MAX)
+		return -1;
+	for (size_t i = 0; i < vl; i++)
+		if (eq[1 + i] < 0x20 || eq[1 + i] > 0x7E || eq[1 + i] == ';')
+			return -1;
+	memset(a, 0, sizeof(*a));
+	memcpy(a->name, arg, nl);
+	memcpy(a->value, eq + 1, vl);
+	a->len = vl;
+	return 0;
+}
+
+/* --visible a,b,c into names; the count, or -1. */
+static int adm_visible(const char *list, char (*names)[DB_ATTR_NAME_MAX])
+{
+	int n = 0;
+
+	while (*list != '\0') {
+		size_t l = strcspn(list, ",");
+
+		if (n >= DB_ATTRS_MAX || !adm_attr_name_ok(list, l))
+			return -1;
+		memcpy(names[n], list, l);
+		names[n++][l] = '\0';
+		list += l + (list[l] == ',');
+	}
+	return n;
+}
+
+static int adm_pauth_usage(void)
+{
+	fprintf(stderr, "usage: tapbridge admin pauth-set --dir DIR --se HEX [--attr NAME=VALUE ...]\n"
+			"       tapbridge admin pauth-set --dir DIR --class N --visible NAME,NAME\n"
+			"  NAME: 1..31 of a-z 0-9 _ -; VALUE: printable ASCII without ';', < 128\n");
+	return 2;
+}
+
+/* The person's record of the se (replacing its attributes, keeping the identifier the
+ * server set), and/or the names a reader class may see. */
+static int adm_pauth_write(struct db *db, const char *serial_hex, struct db_pauth *given,
+			   const char *class_s, uint32_t cls,
+			   const char (*names)[DB_ATTR_NAME_MAX], int nnames)
+{
+	static struct db_pauth p;
+	struct db_se se;
+	int rc = 0;
+
+	if (serial_hex != NULL) {
+		rc = db->ops->se_get(db, given->se, &se);
+		/* "-" until the server registers the se's key and sets the key's id */
+		memcpy(given->identifier, "-", 2);
+		if (rc == 0 && db->ops->pauth_get(db, given->se, &p) == 0)
+			memcpy(given->identifier, p.identifier, sizeof(given->identifier));
+		if (rc == 0)
+			rc = db->ops->pauth_put(db, given);
+		ct_wipe(&p, sizeof(p));
+	}
+	if (rc == 0 && class_s != NULL)
+		rc = db->ops->pauth_visible_set(db, cls, names, (size_t)nnames);
+	return rc;
+}
+
+static int adm_pauth_set(int argc, char **argv)
+{
+	const char *dir = NULL, *serial_hex = NULL, *class_s = NULL, *visible = NULL;
+	const struct arg_opt opts[] = { { "--dir", &dir, NULL }, { "--se", &serial_hex, NULL },
+					{ "--class", &class_s, NULL }, { "--visible", &visible, NULL } };
+	static struct db_pauth given;
+	char names[DB_ATTRS_MAX][DB_ATTR_NAME_MAX];
+	char *rest[16];
+	struct db *db = NULL;
+	uint32_t cls = 0;
+	int nrest = 0, nnames = 0, rc;
+	size_t n, nattrs;
+
+	memset(&given, 0, sizeof(given));
+	memset(names, 0, sizeof(names));
+	/* --attr may repeat: taken out here, the rest goes through args_parse. */
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--attr") == 0) {
+			if (i + 1 >= argc || given.n_attrs >= DB_ATTRS_MAX ||
+			    adm_attr(argv[i + 1], &given.attrs[given.n_attrs]) != 0)
+				return adm_pauth_usage();
+			given.n_attrs++;
+			i++;
+			continue;
+		}
+		if (nrest >= (int)(sizeof(rest) / sizeof(rest[0])) - 1)
+			return 2;
+		rest[nrest++] = argv[i];
+	}
+	rest[nrest] = NULL;
+	if ((rc = args_parse("admin pauth-set", nrest, rest, opts, 4)) != 0)
+		return rc;
+	if (dir == NULL || (serial_hex == NULL && class_s == NULL) ||
+	    (serial_hex == NULL && given.n_attrs > 0) || (class_s == NULL) != (visible == NULL) ||
+	    (class_s != NULL && args_u32(class_s, 0, UINT32_MAX, &cls) != 0) ||
+	    (visible != NULL && (nnames = adm_visible(visible, names)) < 0))
+		return adm_pauth_usage();
+	if (serial_hex != NULL && (rc = adm_hex("pauth-set", "--se", serial_hex, SE_SERIAL_LEN,
+						given.se, sizeof(given.se), &n)) != 0)
+		return rc;
+	if (adm_db("pauth-set", dir, &db) != 0)
+		return 1;
+	nattrs = given.n_attrs;
+	rc = adm_pauth_write(db, serial_hex, &given, class_s, cls,
+			     (const char(*)[DB_ATTR_NAME_MAX])names, nnames);
+	db_close(db);
+	ct_wipe(&given, sizeof(given));
+	if (rc != 0) {
+		fprintf(stderr, "tapbridge admin pauth-set: %s\n", tb_strerror(rc));
+		return 1;
+	}
+	if (serial_hex != NULL)
+		printf("pauth-set: %s: %zu attributes\n", serial_hex, nattrs);
+	if (class_s != NULL)
+		printf("pauth-set: class %u sees %d attributes\n", cls, nnames);
+	return 0;
 }

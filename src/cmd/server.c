@@ -22,6 +22,7 @@
 
 #include "cmd.h"
 #include "io/db_io.h"
+#include "io/portal_io.h"
 #include "io/sam_client.h"
 #include "io/srv_http.h"
 #include "io/srv_net.h"
@@ -265,7 +266,7 @@ static void srvd_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tapbridge server --state DIR [--listen HOST:PORT] [--http HOST:PORT|off]\n"
-		"                        [--db URL [--sam PATH]]\n"
+		"                        [--db URL [--sam PATH] [--portal HOST:PORT]]\n"
 		"                        [--max-sessions N] [--idle SECONDS] [--quiet]\n"
 		"  --state DIR        certificate and key (made on the first start)\n"
 		"  --listen HOST:PORT phones, TLS 1.3 (default " SRVD_LISTEN_DEFAULT ")\n"
@@ -273,6 +274,7 @@ static void srvd_usage(FILE *f)
 		"  --db URL           the services' database (sqlite:PATH, postgresql://...);\n"
 		"                     without it the server offers no services\n"
 		"  --sam PATH         the sam's socket (secure channels to the se, receipts)\n"
+		"  --portal HOST:PORT the customer/operator web portal, HTTPS (default off)\n"
 		"  --max-sessions N   phone sessions at once (default 20000)\n"
 		"  --idle SECONDS     close a session silent this long (default 300)\n"
 		"  --quiet            no per-session log lines on stderr\n");
@@ -280,7 +282,8 @@ static void srvd_usage(FILE *f)
 
 /* Reads the flags into cfg and the addresses; 0, or the exit status. */
 static int srvd_args(int argc, char **argv, const char **state, const char **listen,
-		     const char **http, const char **db, const char **sam, struct srv_config *cfg)
+		     const char **http, const char **db, const char **sam, const char **portal,
+		     struct srv_config *cfg)
 {
 	const char *max = NULL, *idle = NULL;
 	int help = 0, quiet = 0;
@@ -290,7 +293,7 @@ static int srvd_args(int argc, char **argv, const char **state, const char **lis
 		{ "--http", http, NULL },        { "--max-sessions", &max, NULL },
 		{ "--idle", &idle, NULL },       { "--quiet", NULL, &quiet },
 		{ "--help", NULL, &help },       { "--db", db, NULL },
-		{ "--sam", sam, NULL },
+		{ "--sam", sam, NULL },          { "--portal", portal, NULL },
 	};
 
 	if (args_parse("server", argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != 0)
@@ -354,12 +357,14 @@ static int srvd_tls(const char *state, struct tls_server **tls)
 int cmd_server(int argc, char **argv)
 {
 	const char *state = NULL, *listen = NULL, *http = NULL, *db = NULL, *sam = NULL;
+	const char *portal = NULL;
+	struct portal_srv *web_portal = NULL;
 	char bound[SRV_ADDR_MAX];
 	struct srv_config cfg;
 	struct tls_server *tls = NULL;
 	struct srv_http *web = NULL;
 	struct srvd d = { 0 };
-	int rc = srvd_args(argc, argv, &state, &listen, &http, &db, &sam, &cfg), status = 1;
+	int rc = srvd_args(argc, argv, &state, &listen, &http, &db, &sam, &portal, &cfg), status = 1;
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
@@ -414,6 +419,19 @@ int cmd_server(int argc, char **argv)
 		}
 		printf("listening http %s\n", bound);
 	}
+	if (portal != NULL && strcmp(portal, "off") != 0) {
+		struct portal_cfg pc = { portal, state, NULL, tls, d.db, cfg.log };
+
+		if (d.db == NULL) {
+			fprintf(stderr, "tapbridge server: --portal needs --db\n");
+			goto out;
+		}
+		if ((rc = portal_start(d.base, &pc, &web_portal, bound)) != 0) {
+			fprintf(stderr, "tapbridge server: portal on %s: %s\n", portal, tb_strerror(rc));
+			goto out;
+		}
+		printf("listening portal https://%s\n", bound);
+	}
 	fflush(stdout);
 	if (event_base_dispatch(d.base) == 0)
 		status = 0;
@@ -426,6 +444,7 @@ out:
 		event_free(d.drain);
 	if (d.flush != NULL)
 		event_free(d.flush);
+	portal_stop(web_portal);
 	srv_http_free(web);
 	srv_free(d.srv);
 	sam_client_free(d.sam);

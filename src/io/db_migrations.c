@@ -211,8 +211,46 @@ static const char m_sqlite_0001_init[] =
 	"\tPRIMARY KEY (se, slot)\n"
 	") WITHOUT ROWID;\n";
 
+static const char m_sqlite_0002_portal[] =
+	"-- 0002_portal (SQLite): what the customer portal writes. docs/portal.md.\n"
+	"-- Column names and meanings are the same as in the PostgreSQL set.\n"
+	"\n"
+	"-- A lock or unlock the server recorded that the se has not confirmed yet: 0 none,\n"
+	"-- 1 lock pending, 2 unlock pending; pending_since: when it was asked for.\n"
+	"ALTER TABLE ses ADD COLUMN pending INTEGER NOT NULL DEFAULT 0 CHECK (pending IN (0, 1, 2));\n"
+	"ALTER TABLE ses ADD COLUMN pending_since INTEGER NOT NULL DEFAULT 0;\n"
+	"\n"
+	"-- The operator's one-time unlock code of a se, hashed: SHA-256(salt || serial || digits).\n"
+	"CREATE TABLE unlock_codes (\n"
+	"\tse BLOB PRIMARY KEY REFERENCES ses (serial),\n"
+	"\tsalt BLOB NOT NULL CHECK (typeof(salt) = 'blob' AND length(salt) = 16),\n"
+	"\thash BLOB NOT NULL CHECK (typeof(hash) = 'blob' AND length(hash) = 32),\n"
+	"\texpires INTEGER NOT NULL,\n"
+	"\ttries INTEGER NOT NULL CHECK (tries BETWEEN 0 AND 4294967295)\n"
+	");\n"
+	"\n"
+	"-- History kind 15: personal data deleted. SQLite cannot change a CHECK in place.\n"
+	"CREATE TABLE history_new (\n"
+	"\tid INTEGER PRIMARY KEY,\n"
+	"\ttime INTEGER NOT NULL,\n"
+	"\tkind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 15),\n"
+	"\tse BLOB CHECK (se IS NULL OR length(se) = 8),\n"
+	"\treader INTEGER NOT NULL,\n"
+	"\tservice INTEGER NOT NULL,\n"
+	"\tamount INTEGER NOT NULL,\n"
+	"\tref INTEGER NOT NULL,\n"
+	"\tkey TEXT UNIQUE\n"
+	");\n"
+	"INSERT INTO history_new (id, time, kind, se, reader, service, amount, ref, key)\n"
+	"\tSELECT id, time, kind, se, reader, service, amount, ref, key FROM history;\n"
+	"DROP TABLE history;\n"
+	"ALTER TABLE history_new RENAME TO history;\n"
+	"CREATE INDEX history_se ON history (se, id);\n"
+	"CREATE INDEX history_reader ON history (reader, id);\n";
+
 static const struct db_migration mig_sqlite[] = {
 	{ 1, "0001_init", m_sqlite_0001_init },
+	{ 2, "0002_portal", m_sqlite_0002_portal },
 };
 
 static const char m_pg_0001_init[] =
@@ -417,8 +455,31 @@ static const char m_pg_0001_init[] =
 	"\tPRIMARY KEY (se, slot)\n"
 	");\n";
 
+static const char m_pg_0002_portal[] =
+	"-- 0002_portal (PostgreSQL): what the customer portal writes. docs/portal.md.\n"
+	"-- Column names and meanings are the same as in the SQLite set.\n"
+	"\n"
+	"-- A lock or unlock the server recorded that the se has not confirmed yet: 0 none,\n"
+	"-- 1 lock pending, 2 unlock pending; pending_since: when it was asked for.\n"
+	"ALTER TABLE ses ADD COLUMN pending BIGINT NOT NULL DEFAULT 0 CHECK (pending IN (0, 1, 2));\n"
+	"ALTER TABLE ses ADD COLUMN pending_since BIGINT NOT NULL DEFAULT 0;\n"
+	"\n"
+	"-- The operator's one-time unlock code of a se, hashed: SHA-256(salt || serial || digits).\n"
+	"CREATE TABLE unlock_codes (\n"
+	"\tse BYTEA PRIMARY KEY REFERENCES ses (serial),\n"
+	"\tsalt BYTEA NOT NULL CHECK (length(salt) = 16),\n"
+	"\thash BYTEA NOT NULL CHECK (length(hash) = 32),\n"
+	"\texpires BIGINT NOT NULL,\n"
+	"\ttries BIGINT NOT NULL CHECK (tries BETWEEN 0 AND 4294967295)\n"
+	");\n"
+	"\n"
+	"-- History kind 15: personal data deleted.\n"
+	"ALTER TABLE history DROP CONSTRAINT history_kind_check;\n"
+	"ALTER TABLE history ADD CONSTRAINT history_kind_check CHECK (kind BETWEEN 1 AND 15);\n";
+
 static const struct db_migration mig_pg[] = {
 	{ 1, "0001_init", m_pg_0001_init },
+	{ 2, "0002_portal", m_pg_0002_portal },
 };
 
 int db_migrations(const char *backend, const struct db_migration **out, size_t *count)

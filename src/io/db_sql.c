@@ -12,7 +12,8 @@
 const char *const db_sql_text[ST_COUNT] = {
 	[ST_SE_ADD] = "INSERT INTO ses (serial, state, replaced_by, created, changed) "
 		      "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (serial) DO NOTHING RETURNING state",
-	[ST_SE_GET] = "SELECT state, replaced_by, created, changed FROM ses WHERE serial = $1",
+	[ST_SE_GET] = "SELECT state, replaced_by, created, changed, pending, pending_since "
+		      "FROM ses WHERE serial = $1",
 	[ST_SE_SET] = "UPDATE ses SET state = $2, replaced_by = $3, changed = $4 WHERE serial = $1",
 	[ST_DENY_LIST] = "SELECT serial FROM ses WHERE state <> 1 AND serial > $1 "
 			 "ORDER BY serial LIMIT $2",
@@ -99,6 +100,19 @@ const char *const db_sql_text[ST_COUNT] = {
 			"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (se, slot) DO UPDATE SET "
 			"version = excluded.version, data = excluded.data, updated = excluded.updated",
 	[ST_BLOB_SLOTS] = "SELECT slot FROM vault WHERE se = $1 ORDER BY slot LIMIT $2",
+	[ST_SE_LIST] = "SELECT serial, state, replaced_by, created, changed, pending, "
+		       "pending_since FROM ses WHERE serial > $1 ORDER BY serial LIMIT $2",
+	[ST_READER_LIST] = "SELECT id, key_version, class, state, last_contact FROM readers "
+			   "WHERE id > $1 ORDER BY id LIMIT $2",
+	[ST_SE_PENDING] = "UPDATE ses SET pending = $2, pending_since = $3 WHERE serial = $1 "
+			  "RETURNING state",
+	[ST_PAUTH_DEL] = "DELETE FROM pauth WHERE se = $1 RETURNING se",
+	[ST_CODE_PUT] = "INSERT INTO unlock_codes (se, salt, hash, expires, tries) "
+			"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (se) DO UPDATE SET "
+			"salt = excluded.salt, hash = excluded.hash, expires = excluded.expires, "
+			"tries = excluded.tries",
+	[ST_CODE_GET] = "SELECT salt, hash, expires, tries FROM unlock_codes WHERE se = $1",
+	[ST_CODE_DEL] = "DELETE FROM unlock_codes WHERE se = $1",
 	[ST_MIG_VERSION] = "SELECT CAST(coalesce(max(version), 0) AS BIGINT) FROM schema_version",
 	[ST_MIG_ADD] = "INSERT INTO schema_version (version, name, applied) VALUES ($1, $2, $3)",
 };
@@ -416,6 +430,13 @@ static const struct db_ops db_sql_ops = {
 	.blob_put = dbs_blob_put,
 	.blob_get = dbs_blob_get,
 	.blob_slots = dbs_blob_slots,
+	.se_list = dbs_se_list,
+	.reader_list = dbs_reader_list,
+	.se_set_pending = dbs_se_set_pending,
+	.pauth_delete = dbs_pauth_delete,
+	.code_put = dbs_code_put,
+	.code_get = dbs_code_get,
+	.code_del = dbs_code_del,
 };
 
 /* --------------------------------------------------------- migrations --- */

@@ -76,6 +76,8 @@ enum db_stmt {
 	ST_VIS_DEL, ST_VIS_ADD, ST_VIS_GET,
 	ST_HIST_ADD, ST_HIST_FIND, ST_HIST_SE, ST_HIST_READER,
 	ST_BLOB_GET, ST_BLOB_PUT, ST_BLOB_SLOTS,
+	ST_SE_LIST, ST_READER_LIST, ST_SE_PENDING, ST_PAUTH_DEL, ST_CODE_PUT, ST_CODE_GET,
+	ST_CODE_DEL,
 	ST_MIG_VERSION, ST_MIG_ADD,
 	ST_COUNT
 };
@@ -170,6 +172,21 @@ int dbs_blob_get(struct db *db, const uint8_t serial[DB_SERIAL_LEN], uint32_t sl
 		 uint64_t *version, uint8_t *buf, size_t cap, size_t *n);
 int dbs_blob_slots(struct db *db, const uint8_t serial[DB_SERIAL_LEN], uint32_t *slots,
 		   size_t cap, size_t *n);
+
+/* The portal's operations (db_sql_portal.c). */
+int dbs_se_list(struct db *db, const uint8_t *after, struct db_se *out, size_t cap, size_t *n);
+int dbs_reader_list(struct db *db, uint32_t after, struct db_reader *out, size_t cap,
+		    size_t *n);
+int dbs_se_set_pending(struct db *db, const uint8_t serial[DB_SERIAL_LEN], uint8_t pending,
+		       int64_t now);
+int dbs_pauth_delete(struct db *db, const uint8_t serial[DB_SERIAL_LEN]);
+int dbs_code_put(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+		 const struct db_unlock_code *c);
+int dbs_code_get(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct db_unlock_code *out);
+int dbs_code_del(struct db *db, const uint8_t serial[DB_SERIAL_LEN]);
+/* The columns of a ses row from column `first` on (state, replaced_by, created, changed,
+ * pending, pending_since) into se (serial not touched). */
+int se_cols(struct db_sql *s, unsigned first, struct db_se *se);
 
 extern const char *const db_sql_text[ST_COUNT];
 

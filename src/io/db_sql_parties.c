@@ -8,6 +8,23 @@
 
 /* ---------------------------------------------------------------- ses --- */
 
+int se_cols(struct db_sql *s, unsigned first, struct db_se *se)
+{
+	int rc = 0;
+
+	se->state = (uint8_t)col_int(s, first);
+	se->has_replaced_by = 0;
+	if (!col_null(s, first + 1)) {
+		rc = col_fixed(s, first + 1, se->replaced_by, DB_SERIAL_LEN);
+		se->has_replaced_by = 1;
+	}
+	se->created = col_int(s, first + 2);
+	se->changed = col_int(s, first + 3);
+	se->pending = (uint8_t)col_int(s, first + 4);
+	se->pending_since = col_int(s, first + 5);
+	return rc;
+}
+
 static int se_read(struct db_sql *s, const uint8_t serial[DB_SERIAL_LEN], struct db_se *out)
 {
 	const struct dv p[] = { DV_B(serial, DB_SERIAL_LEN) };
@@ -19,13 +36,7 @@ static int se_read(struct db_sql *s, const uint8_t serial[DB_SERIAL_LEN], struct
 	if (rc != 0)
 		return rc;
 	memcpy(se.serial, serial, DB_SERIAL_LEN);
-	se.state = (uint8_t)col_int(s, 0);
-	if (!col_null(s, 1)) {
-		rc = col_fixed(s, 1, se.replaced_by, DB_SERIAL_LEN);
-		se.has_replaced_by = 1;
-	}
-	se.created = col_int(s, 2);
-	se.changed = col_int(s, 3);
+	rc = se_cols(s, 0, &se);
 	sql_done(s);
 	if (rc == 0)
 		*out = se;

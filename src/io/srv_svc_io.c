@@ -1,7 +1,8 @@
 /* srv_svc_io.c - the engine of server/svc.h on the server's loop: its APDUs, sam requests,
  * db work and texts turned into srv_net frames, sam_client calls and one db batch per loop
- * turn. What stays true: the engine hears a db outcome only after its batch committed (or
- * failed as a whole); texts and log lines carry no keys or APDU data. */
+ * turn (the vault's db work: srv_svc_vault.c; the relay's frames and records: srv_svc_relay.c).
+ * What stays true: the engine hears a db outcome only after its batch committed (or failed as
+ * a whole); texts and log lines carry no keys or APDU data. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,32 +12,20 @@
 #include "io/db_io.h"
 #include "io/sam_client.h"
 #include "io/srv_net.h"
-#include "io/srv_svc_io.h"
+#include "io/srv_svc_int.h"
+#include "lib/ct.h"
 #include "lib/err.h"
 #include "se/se.h"
 #include "lib/rmsg.h"
 #include "server/ledger.h"
-#include "server/relay_book.h"
 #include "server/rules.h"
 
 #define SVC_CHALLENGE_LEN 8u
 
-static const char *const svc_op_log[] = { "", "topup", "ticket", "flag", "arm", "permit" };
-static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag", "relay", "permit" };
-
-/* One phone session's service state: the engine's (server/svc.h) and what the adapter
- * keeps beside it. Freed when the engine says nothing refers to it any more (sam request,
- * queued db work), or at exit. */
-struct srv_svc {
-	struct svc core;
-	struct srv_svc_host *h;
-	struct srv_ref ref;
-	struct srv_svc *next_job;
-	struct srv_svc *next_rjob;
-	struct srv_svc *all_prev, *all_next; /* every one not freed yet (freed at exit) */
-	int job_rc;
-	struct ledger_reply job_out;
-};
+static const char *const svc_op_log[] = { "", "topup", "ticket", "flag", "arm", "permit",
+					  "backup", "restore" };
+static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag", "relay", "permit",
+					   "backup", "restore" };
 
 /* A sam call waiting for its reply: which engine request it answers. */
 struct svc_call {
@@ -45,7 +34,7 @@ struct svc_call {
 	struct svc_call *prev, *next;
 };
 
-static int64_t svc_now_us(void)
+int64_t svc_now_us(void)
 {
 	struct timespec ts;
 
@@ -60,7 +49,7 @@ static void svc_notice(struct srv_session *s, const char *text)
 
 /* ------------------------------------------------------ engine adapter --- */
 
-static struct srv_svc *svc_of(const struct svc *v)
+struct srv_svc *svc_of(const struct svc *v)
 {
 	return v->user;
 }
@@ -77,7 +66,7 @@ static void svc_free(struct srv_svc *x)
 }
 
 /* The live session of v, or NULL once it has ended. */
-static struct srv_session *svc_sess(const struct svc *v)
+struct srv_session *svc_sess(const struct svc *v)
 {
 	struct srv_svc *x = svc_of(v);
 
@@ -163,6 +152,10 @@ static void svc_sam_reply(void *arg, int err, const uint8_t *b, size_t n)
 	svc_decode(kind, err, b, n, &r);
 	if (svc_sam_done(&x->core, &srv_svc_engine_io, kind, &r))
 		svc_free(x);
+	/* An opened personal-auth key, or an opened backup: not left in the client's read
+	 * buffer (which the sam client owns and reuses; its bytes are ours to clear here). */
+	if ((kind == SVC_SAM_R_OPENBLOB || kind == SVC_SAM_OPENBLOB) && b != NULL)
+		ct_wipe((uint8_t *)(uintptr_t)b, n);
 }
 
 /* The request in the sam's encoding. */
@@ -201,6 +194,16 @@ static int svc_encode(const struct svc_sam_req *rq, struct wr *w, uint8_t *type)
 	case SVC_SAM_SIGN:
 		*type = SAM_SIGN;
 		return sam_enc_sign(w, SAM_SIGN_FLAG, rq->data, rq->n);
+	case SVC_SAM_WRAP:
+		*type = SAM_SCP_WRAP;
+		return sam_enc_scp_handle(w, rq->handle, rq->cmd, rq->cmd_n);
+	case SVC_SAM_SEAL:
+	case SVC_SAM_OPENBLOB:
+	case SVC_SAM_R_OPENBLOB:
+		*type = rq->kind == SVC_SAM_SEAL ? SAM_SEAL_BLOB : SAM_OPEN_BLOB;
+		if (rq->id == NULL)
+			return TB_E_INTERNAL;
+		return sam_enc_blob(w, (const uint8_t *)rq->id, strlen(rq->id), rq->data, rq->n);
 	default:
 		return TB_E_INTERNAL;
 	}
@@ -215,10 +218,13 @@ static int svc_io_sam(struct svc *v, const struct svc_sam_req *rq)
 	struct svc_call *c;
 	int rc;
 
-	if ((rc = svc_encode(rq, &w, &type)) != 0)
+	rc = svc_encode(rq, &w, &type);
+	if (rc == 0 && (c = malloc(sizeof(*c))) == NULL)
+		rc = TB_E_NOMEM;
+	if (rc != 0) {
+		ct_wipe(body, w.len);
 		return rc;
-	if ((c = malloc(sizeof(*c))) == NULL)
-		return TB_E_NOMEM;
+	}
 	c->v = x;
 	c->kind = rq->kind;
 	c->prev = NULL;
@@ -227,6 +233,7 @@ static int svc_io_sam(struct svc *v, const struct svc_sam_req *rq)
 		c->next->prev = c;
 	d->calls = c;
 	rc = sam_client_call(d->sam, type, body, w.len, svc_sam_reply, c);
+	ct_wipe(body, w.len); /* a PAUTH SET, a key to seal: the client has its copy */
 	if (rc != 0) {
 		svc_call_unlink(d, c);
 		free(c);
@@ -288,8 +295,29 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 		svc_log(v, s, "done", text);
 		return;
 	case SVC_T_FLAG_SET:
-		(void)snprintf(text, sizeof(text), "service=%u us=%lld", v->service, us);
+		(void)snprintf(text, sizeof(text), "service=%u pauth_key=%d us=%lld", v->service,
+			       v->pauth_reg, us);
 		svc_log(v, s, "done", text);
+		return;
+	case SVC_T_BACKUP_STORED:
+		(void)snprintf(text, sizeof(text), "tickets=%zu counter=%u us=%lld", v->bk.n,
+			       v->bk.counter, us);
+		svc_log(v, s, "done", text);
+		return;
+	case SVC_T_RESTORED:
+	case SVC_T_RESTORED_BEFORE:
+		(void)snprintf(text, sizeof(text), "tickets=%u credited=%d again=%d us=%lld",
+			       v->stored, v->moved > 0 && !v->skip_credit,
+			       t->kind == SVC_T_RESTORED_BEFORE, us);
+		svc_log(v, s, "done", text);
+		return;
+	case SVC_T_OP_RULE:
+		(void)snprintf(text, sizeof(text), "err=%d", t->rc);
+		svc_log(v, s, "refused", text);
+		return;
+	case SVC_T_OP_LOST:
+		(void)snprintf(text, sizeof(text), "err=%d", t->rc);
+		svc_log(v, s, "unrecorded", text);
 		return;
 	case SVC_T_TICKET_REFUSED:
 		(void)snprintf(text, sizeof(text), "sw=%04X ticket=%llu revoked=%d", t->sw,
@@ -312,30 +340,6 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 	}
 }
 
-static const char *const svc_rec_name[] = { "", "pay", "order", "ticket", "personal-auth",
-					    "flag" };
-
-/* A booked reader record as the phone shows it, and its log line. */
-static void svc_relayed_text(const struct svc *v, struct srv_session *s,
-			     const struct svc_rl_rec *x, char *text, size_t cap)
-{
-	const char *name = x->kind < 6 ? svc_rec_name[x->kind] : "record";
-	long long us = (long long)(svc_now_us() - v->rl.t0_us);
-
-	srv_log(s, "relay_done", "reader=%u kind=%s seq=%u status=%u exchanges=%u us=%lld",
-		v->rl.reader, name, x->seq, x->status, v->rl.exchanges, us);
-	if (x->status == 2)
-		(void)snprintf(text, cap, "reader %u: %s refused (%s)", v->rl.reader, name, x->info);
-	else if (x->kind == RMSG_K_PAY || (x->kind == RMSG_K_FLAG && x->amount > 0))
-		(void)snprintf(text, cap, "paid %u at reader %u, balance %lld%s", x->amount,
-			       v->rl.reader, (long long)x->balance, x->status == 1 ? " (again)" : "");
-	else if (x->kind == RMSG_K_ORDER)
-		(void)snprintf(text, cap, "order paid %u at reader %u, balance %lld", x->amount,
-			       v->rl.reader, (long long)x->balance);
-	else
-		(void)snprintf(text, cap, "reader %u: %s recorded (%s)", v->rl.reader, name, x->info);
-}
-
 /* What the phone hears: a NOTICE, or an ERROR that ends the session. */
 static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 {
@@ -356,6 +360,25 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 		return;
 	case SVC_T_TOPUP_LOST:
 		srv_close_with_error(s, PROTO_ERR_INTERNAL, "top-up not recorded");
+		return;
+	case SVC_T_OP_LOST:
+		(void)snprintf(text, sizeof(text), "%s not recorded", svc_op_text[v->op]);
+		srv_close_with_error(s, PROTO_ERR_INTERNAL, text);
+		return;
+	case SVC_T_OP_RULE:
+		(void)snprintf(text, sizeof(text), "%s refused (%s)", svc_op_text[v->op],
+			       tb_strerror(t->rc));
+		break;
+	case SVC_T_BACKUP_STORED:
+		(void)snprintf(text, sizeof(text), "backup stored (balance %u, %zu tickets)",
+			       v->bk.balance, v->bk.n);
+		break;
+	case SVC_T_RESTORED:
+		(void)snprintf(text, sizeof(text), "restored: balance %u, %u tickets", v->balance,
+			       v->stored);
+		break;
+	case SVC_T_RESTORED_BEFORE:
+		svc_notice(s, "restored already");
 		return;
 	case SVC_T_RESP_UNASKED:
 		srv_close_with_error(s, PROTO_ERR_OUT_OF_ORDER, "SE_RESP without SE_APDU");
@@ -411,47 +434,6 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 	svc_notice(s, text);
 }
 
-static int svc_io_relay_down(struct svc *v, uint32_t relay, const uint8_t *answer, size_t n)
-{
-	struct proto_msg m = { .type = PROTO_RELAY_DOWN };
-	struct srv_session *s = svc_sess(v);
-
-	if (s == NULL)
-		return TB_E_INTERNAL;
-	m.u.relay_down.relay = relay;
-	m.u.relay_down.status = PROTO_RELAY_ANSWER;
-	m.u.relay_down.data = answer;
-	m.u.relay_down.n = n;
-	return srv_send_msg(s, &m);
-}
-
-static int svc_io_stage(struct svc *v, const uint8_t *apdu, size_t n)
-{
-	struct srv_session *s = svc_sess(v);
-
-	return s == NULL ? TB_E_INTERNAL : srv_send(s, PROTO_STAGE, apdu, n);
-}
-
-static int svc_io_reader_ok(struct svc *v, uint32_t reader)
-{
-	struct db_reader r;
-
-	return srv_reader_check(svc_of(v)->h->db, reader, &r);
-}
-
-static void svc_io_rjob(struct svc *v)
-{
-	struct srv_svc *x = svc_of(v);
-	struct srv_svc_host *d = x->h;
-
-	x->next_rjob = NULL;
-	*d->rjobs_tail = x;
-	d->rjobs_tail = &x->next_rjob;
-	d->njobs++;
-	if (!event_pending(d->flush, EV_TIMEOUT, NULL))
-		event_active(d->flush, EV_TIMEOUT, 0);
-}
-
 static const struct svc_io srv_svc_engine_io = {
 	.aid = se_wallet_aid,
 	.aid_n = SE_WALLET_AID_LEN,
@@ -464,6 +446,8 @@ static const struct svc_io srv_svc_engine_io = {
 	.stage = svc_io_stage,
 	.reader_ok = svc_io_reader_ok,
 	.rjob = svc_io_rjob,
+	.pauth_need = svc_io_pauth_need,
+	.blob = svc_io_blob,
 };
 
 /* ------------------------------------------------------ group commit --- */
@@ -501,23 +485,6 @@ static int svc_reconcile(struct srv_svc_host *d, struct svc *v, const struct led
 			v->counter - 1);
 	/* A refusal (limits, a locked se) leaves the gap for later; db failures spoil. */
 	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT ? rc : 0;
-}
-
-/* A relayed REQUEST's records, each in its own request of the batch, and the deny list
- * the reader gets with the RESULT. 0, or a db failure that spoils the batch. */
-static int svc_relay_book(struct srv_svc_host *d, struct svc *v, int64_t now)
-{
-	uint64_t version = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < v->rl.nrec && rc == 0; i++)
-		rc = relay_book(d->db, v->rl.reader, &v->rl.rec[i], v->rl.req + v->rl.rec[i].off,
-				now);
-	v->rl.ndeny = 0;
-	if (rc == 0 && d->db->ops->deny_list(d->db, NULL, v->rl.deny, 32, &v->rl.ndeny,
-					      &version) != 0)
-		v->rl.ndeny = 0;
-	return rc;
 }
 
 /* The revocation of a ticket the se refused, inside its own request of the batch. */
@@ -592,6 +559,10 @@ void srv_svc_flush_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (v->op == SVC_OP_TICKET) {
 			x->job_rc = svc_ticket_job(d, v, now);
+			continue;
+		}
+		if (v->state == SV_JOB) {
+			x->job_rc = svc_phase_job(d, v, now);
 			continue;
 		}
 		memset(&rq, 0, sizeof(rq));

@@ -98,7 +98,6 @@
 	X(TB_E_VAULT_NO_LOST,   -282, "this se replaces no lost se") \
 	X(TB_E_VAULT_NO_BACKUP, -283, "no backup of the lost se") \
 	X(TB_E_VAULT_BLOB,      -284, "backup blob malformed or of another se") \
-	X(TB_E_VAULT_MOVED,     -285, "purse moved since the restore began: needs an operator") \
 	X(TB_E_PORTAL_LINK,     -270, "portal login link malformed, expired, used or from before a restart") \
 	X(TB_E_PORTAL_SESSION,  -271, "portal session unknown, logged out or timed out") \
 	X(TB_E_PORTAL_CSRF,     -272, "portal form without the session's CSRF token") \

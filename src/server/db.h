@@ -69,8 +69,11 @@ enum db_ev_kind {
 	DB_EV_TAP = 1, DB_EV_TOPUP = 2, DB_EV_PAY = 3, DB_EV_REFUND = 4, DB_EV_LOCK = 5,
 	DB_EV_UNLOCK = 6, DB_EV_LOST = 7, DB_EV_REPLACE = 8, DB_EV_TICKET_ISSUE = 9,
 	DB_EV_TICKET_USE = 10, DB_EV_ORDER = 11, DB_EV_PAUTH = 12, DB_EV_VAULT = 13,
-	DB_EV_MOVE = 14,
+	DB_EV_MOVE = 14, DB_EV_PAUTH_DELETE = 15,
 };
+/* A lock or unlock the server has recorded (the portal, the operator) that the se itself
+ * has not confirmed yet; cleared when it has (at its next contact). */
+enum db_se_pending { DB_SE_PENDING_NONE = 0, DB_SE_LOCK_PENDING = 1, DB_SE_UNLOCK_PENDING = 2 };
 
 struct db_se {
 	uint8_t serial[DB_SERIAL_LEN];
@@ -79,6 +82,8 @@ struct db_se {
 	uint8_t replaced_by[DB_SERIAL_LEN];
 	int64_t created;
 	int64_t changed;                     /* last state change */
+	uint8_t pending;                     /* enum db_se_pending (se_get; se_add ignores it) */
+	int64_t pending_since;               /* when it was asked for, 0 with NONE */
 };
 
 struct db_reader {
@@ -206,6 +211,17 @@ struct db_event {
 	char key[DB_KEY_MAX];                /* "" or the record's key (UNIQUE when set) */
 };
 
+#define DB_CODE_SALT_LEN 16
+#define DB_CODE_HASH_LEN 32
+/* The operator's one-time unlock code of a se (the customer's second factor in the
+ * portal), stored hashed: hash = SHA-256(salt || serial || code digits). */
+struct db_unlock_code {
+	uint8_t salt[DB_CODE_SALT_LEN];
+	uint8_t hash[DB_CODE_HASH_LEN];
+	int64_t expires;
+	uint32_t tries;                      /* wrong codes so far */
+};
+
 struct db;
 
 struct db_ops {
@@ -294,6 +310,27 @@ struct db_ops {
 			uint64_t *version, uint8_t *buf, size_t cap, size_t *n);
 	int (*blob_slots)(struct db *db, const uint8_t serial[DB_SERIAL_LEN], uint32_t *slots,
 			  size_t cap, size_t *n);
+
+	/* --- the portal (docs/portal.md) --- */
+	/* Every se / reader in ascending order after `after` (NULL / 0: from the start), at
+	 * most cap (the operator's view). */
+	int (*se_list)(struct db *db, const uint8_t *after, struct db_se *out, size_t cap,
+		       size_t *n);
+	int (*reader_list)(struct db *db, uint32_t after, struct db_reader *out, size_t cap,
+			   size_t *n);
+	/* Sets the se's pending mark (enum db_se_pending) and its time (0 with NONE).
+	 * TB_E_DB_NOT_FOUND, TB_E_INVAL. */
+	int (*se_set_pending)(struct db *db, const uint8_t serial[DB_SERIAL_LEN], uint8_t pending,
+			      int64_t now);
+	/* Removes the se's personal-auth record and its attributes: TB_E_DB_NOT_FOUND when
+	 * it has none. */
+	int (*pauth_delete)(struct db *db, const uint8_t serial[DB_SERIAL_LEN]);
+	/* The se's unlock code: put replaces it (TB_E_DB_NOT_FOUND for an unknown se), get
+	 * reads it (TB_E_DB_NOT_FOUND when none), del removes it (no code: 0). */
+	int (*code_put)(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+			const struct db_unlock_code *c);
+	int (*code_get)(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct db_unlock_code *out);
+	int (*code_del)(struct db *db, const uint8_t serial[DB_SERIAL_LEN]);
 };
 
 /* The handle: adapters put this first in their own state. */

@@ -122,8 +122,10 @@ enum proto_select_op {
 	PROTO_OP_PHONE = 0,  /* the service's phone operation (top-up, ticket, flag) */
 	PROTO_OP_USE = 1,    /* use it at a reader now: the server arms the relay (flow 1) */
 	PROTO_OP_PERMIT = 2, /* store a one-time relay permit; the phone arms it later */
+	PROTO_OP_BACKUP = 3, /* back the se's purse and tickets up to the server's vault */
+	PROTO_OP_RESTORE = 4, /* a replacement se takes over the lost se's money and tickets */
 };
-#define PROTO_OP_MAX PROTO_OP_PERMIT
+#define PROTO_OP_MAX PROTO_OP_RESTORE
 
 struct proto_select {
 	uint32_t service;                /* >= 1 */

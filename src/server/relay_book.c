@@ -1,9 +1,10 @@
 /* relay_book.c - a reader's record, proved by its channel, booked through the service
- * rules: payments from se receipts, orders, ticket uses, flag uses (docs/flows.md).
+ * rules: payments from se receipts, orders, ticket uses, flag uses, online personal
+ * authentication (docs/flows.md, docs/services.md).
  * What stays true: each record is one savepoint of the caller's batch; a rule refusal
  * books nothing and is final (status 2), a replay answers status 1 and books nothing
  * again, and only a database failure spoils the batch (the reader retries later). */
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ct.h"
@@ -12,6 +13,41 @@
 #include "relay_book.h"
 #include "rmsg.h"
 #include "rules.h"
+
+/* The RESULT info text (no stdio in a core): strings and decimals appended while they
+ * fit, always NUL-terminated. */
+struct info {
+	char *p;
+	size_t cap, len;
+};
+
+static struct info info_at(struct svc_rl_rec *x)
+{
+	struct info t = { x->info, sizeof(x->info), 0 };
+
+	x->info[0] = '\0';
+	return t;
+}
+
+static void info_s(struct info *t, const char *s)
+{
+	while (*s != '\0' && t->len + 1 < t->cap)
+		t->p[t->len++] = *s++;
+	t->p[t->len] = '\0';
+}
+
+static void info_u(struct info *t, uint64_t v)
+{
+	char d[21];
+	size_t n = sizeof(d) - 1;
+
+	d[n] = '\0';
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	info_s(t, d + n);
+}
 
 static int book_fatal(int rc)
 {
@@ -58,7 +94,12 @@ static int book_pay(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	x->status = out.replayed ? RMSG_ST_REPLAY : RMSG_ST_BOOKED;
 	x->amount = rc.amount;
 	x->balance = rc.balance;
-	(void)snprintf(x->info, sizeof(x->info), "balance=%u", rc.balance);
+	{
+		struct info t = info_at(x);
+
+		info_s(&t, "balance=");
+		info_u(&t, rc.balance);
+	}
 	return 0;
 }
 
@@ -97,7 +138,10 @@ static int book_order(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	x->balance = rc.balance;
 	if (ap.replayed) {
 		x->status = RMSG_ST_REPLAY;
-		(void)snprintf(x->info, sizeof(x->info), "order %llu", (unsigned long long)ap.id);
+		struct info t = info_at(x);
+
+		info_s(&t, "order ");
+		info_u(&t, ap.id);
 		return 0;
 	}
 	if (total != rc.amount)
@@ -113,8 +157,14 @@ static int book_order(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	if ((r = srv_order_pay(db, ap.id, &rq, &out)) != 0)
 		return r;
 	x->status = RMSG_ST_BOOKED;
-	(void)snprintf(x->info, sizeof(x->info), "order %llu balance=%u",
-		       (unsigned long long)ap.id, rc.balance);
+	{
+		struct info t = info_at(x);
+
+		info_s(&t, "order ");
+		info_u(&t, ap.id);
+		info_s(&t, " balance=");
+		info_u(&t, rc.balance);
+	}
 	return 0;
 }
 
@@ -133,8 +183,14 @@ static int book_ticket(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	    (r = srv_ticket_use(db, key, reader, id, now, &left, &replayed)) != 0)
 		return r;
 	x->status = replayed ? RMSG_ST_REPLAY : RMSG_ST_BOOKED;
-	(void)snprintf(x->info, sizeof(x->info), "ticket %llu uses-left=%u",
-		       (unsigned long long)id, left);
+	{
+		struct info t = info_at(x);
+
+		info_s(&t, "ticket ");
+		info_u(&t, id);
+		info_s(&t, " uses-left=");
+		info_u(&t, left);
+	}
 	return 0;
 }
 
@@ -157,7 +213,7 @@ static int book_flag(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	r = db->ops->history_find(db, ev.key, &old);
 	if (r == 0) {
 		x->status = RMSG_ST_REPLAY;
-		(void)snprintf(x->info, sizeof(x->info), "identity check");
+		memcpy(x->info, "identity check", sizeof("identity check"));
 		return 0;
 	}
 	if (r != TB_E_DB_NOT_FOUND)
@@ -171,8 +227,89 @@ static int book_flag(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	if ((r = db->ops->history_add(db, &ev, &id)) != 0)
 		return r;
 	x->status = RMSG_ST_BOOKED;
-	(void)snprintf(x->info, sizeof(x->info), "identity check");
+	memcpy(x->info, "identity check", sizeof("identity check"));
 	return 0;
+}
+
+/* The attributes in p the names allow, as "k=v;k=v" in out (whole pairs that fit; a
+ * byte that is not printable, or is ';', shows as '?'). */
+static void pauth_info(const struct db_pauth *p, const char (*names)[DB_ATTR_NAME_MAX],
+		       size_t nn, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < p->n_attrs; i++) {
+		const struct db_attr *a = &p->attrs[i];
+		size_t nl = strnlen(a->name, DB_ATTR_NAME_MAX), need;
+		int visible = 0;
+
+		for (size_t j = 0; j < nn && !visible; j++)
+			visible = strcmp(a->name, names[j]) == 0;
+		need = (len > 0) + nl + 1 + a->len;
+		if (!visible || len + need >= cap)
+			continue;
+		if (len > 0)
+			out[len++] = ';';
+		memcpy(out + len, a->name, nl);
+		len += nl;
+		out[len++] = '=';
+		for (size_t k = 0; k < a->len; k++)
+			out[len++] = a->value[k] >= 0x20 && a->value[k] < 0x7F && a->value[k] != ';'
+					     ? (char)a->value[k]
+					     : '?';
+		out[len] = '\0';
+	}
+}
+
+/* id(16) || card nonce(8) || challenge(16) || proof(16), its proof checked before the
+ * batch (x->pauth, against the key the sam opened from the vault). Answered with what the
+ * reader's class may see, the view kept in the history under R:<reader>:<seq> (once: a
+ * resent record answers again without a second row). */
+static int book_pauth(struct db *db, uint32_t reader, struct svc_rl_rec *x, int64_t now)
+{
+	static struct db_pauth p; /* 2.7 KiB; one loop thread books at a time */
+	char names[DB_ATTRS_MAX][DB_ATTR_NAME_MAX];
+	struct db_event ev, old;
+	struct db_reader r;
+	size_t nn = 0;
+	int replayed, rc;
+
+	if (x->pauth == SVC_PA_NO_KEY)
+		return TB_E_VAULT_NO_PAUTH;
+	if (x->pauth != SVC_PA_OK)
+		return TB_E_VAULT_PROOF;
+	memset(&ev, 0, sizeof(ev));
+	if ((rc = ledger_key_reader(reader, x->seq, ev.key)) != 0)
+		return rc;
+	rc = db->ops->history_find(db, ev.key, &old);
+	if (rc != 0 && rc != TB_E_DB_NOT_FOUND)
+		return rc;
+	replayed = rc == 0;
+	if (replayed && (old.kind != DB_EV_PAUTH || !ct_eq(old.se, x->serial, DB_SERIAL_LEN)))
+		return TB_E_DB_CONFLICT;
+	if ((rc = srv_reader_check(db, reader, &r)) != 0 || (rc = srv_se_check(db, x->serial, NULL)) != 0)
+		return rc;
+	rc = db->ops->pauth_get(db, x->serial, &p);
+	if (rc == TB_E_DB_NOT_FOUND)
+		return TB_E_VAULT_NO_PAUTH;
+	if (rc == 0)
+		rc = db->ops->pauth_visible_get(db, r.reader_class, names, DB_ATTRS_MAX, &nn);
+	if (rc == 0 && !replayed) {
+		ev.time = now;
+		ev.kind = DB_EV_PAUTH;
+		ev.has_se = 1;
+		memcpy(ev.se, x->serial, sizeof(ev.se));
+		ev.reader = reader;
+		ev.service = x->service;
+		rc = db->ops->history_add(db, &ev, NULL);
+	}
+	if (rc == 0) {
+		pauth_info(&p, (const char(*)[DB_ATTR_NAME_MAX])names, nn, x->info, sizeof(x->info));
+		x->status = replayed ? RMSG_ST_REPLAY : RMSG_ST_BOOKED;
+	}
+	ct_wipe(&p, sizeof(p)); /* personal data: not left behind */
+	return rc;
 }
 
 int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8_t *body,
@@ -196,14 +333,19 @@ int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8
 	case RMSG_K_FLAG:
 		r2 = book_flag(db, reader, x, body, now);
 		break;
-	default: /* PAUTH online: the server holds no verifier for the proof yet */
+	case RMSG_K_PAUTH:
+		r2 = book_pauth(db, reader, x, now);
+		break;
+	default:
 		r2 = TB_E_UNSUPPORTED;
 		break;
 	}
 	r = db_req_end(db, r2 == 0);
 	if (r2 != 0) {
 		x->status = RMSG_ST_REFUSED;
-		(void)snprintf(x->info, sizeof(x->info), "%s", tb_strerror(r2));
+		struct info t = info_at(x);
+
+		info_s(&t, tb_strerror(r2));
 		return book_fatal(r2) ? r2 : 0;
 	}
 	return r;

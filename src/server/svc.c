@@ -1,16 +1,18 @@
-/* svc.c - the per-phone service engine: SELECT, the SCP03 channel through the phone,
- * the sam's steps and the db work, as decisions over struct svc with no I/O.
+/* svc.c - the per-phone service engine: SELECT, the SCP03 channel through the phone (one
+ * or several secured commands), the sam's steps and the db work, as decisions over struct
+ * svc with no I/O; the vault (backup, restore, personal-auth keys) is in svc_vault.c.
  * What stays true: a confirmation is told only after its commit outcome is 0 (a ticket's
- * only after its committed record is stored in the se); a failed commit never confirms. */
+ * only after its committed record is stored in the se); a failed commit never confirms;
+ * v->cmd (a personal-auth key, in PAUTH SET) is wiped once the sam has it. */
 #include <string.h>
 
 #include "crypto.h"
 #include "ct.h"
 #include "err.h"
 #include "hex.h"
-#include "svc.h"
+#include "svc_int.h"
 
-static void svc_tell_kind(struct svc *v, const struct svc_io *io, uint8_t kind)
+void svc_tell_kind(struct svc *v, const struct svc_io *io, uint8_t kind)
 {
 	struct svc_tell t = { .kind = kind };
 
@@ -40,7 +42,7 @@ static int svc_put(struct svc *v)
 }
 
 /* Ends the sam session of v, if any (fire and forget). */
-static void svc_close_handle(struct svc *v, const struct svc_io *io)
+void svc_close_handle(struct svc *v, const struct svc_io *io)
 {
 	struct svc_sam_req rq = { .kind = SVC_SAM_CLOSE };
 
@@ -52,12 +54,15 @@ static void svc_close_handle(struct svc *v, const struct svc_io *io)
 }
 
 /* The operation cannot go on: the session ends with an error (the sam or our side failed). */
-static void svc_fail(struct svc *v, const struct svc_io *io, const char *why)
+void svc_fail(struct svc *v, const struct svc_io *io, const char *why)
 {
 	struct svc_tell t = { .kind = SVC_T_FAILED, .why = why };
 
 	svc_close_handle(v, io);
+	ct_wipe(v->cmd, sizeof(v->cmd));
+	ct_wipe(v->next, sizeof(v->next));
 	v->state = SV_IDLE;
+	v->phase = SVC_PH_NONE;
 	if (svc_live(v, io))
 		io->tell(v, &t);
 }
@@ -82,7 +87,7 @@ int svc_put_ref(struct svc *v)
 /* The se refused (a status word): the phone hears it, the session goes on. A ticket the
  * se refused was never stored (an error status word changes nothing in the se): its row,
  * committed before, is revoked first, and the phone hears it after that commit. */
-static void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw)
+void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw)
 {
 	struct svc_tell t = { .kind = SVC_T_REFUSED, .sw = sw };
 
@@ -102,13 +107,53 @@ static int svc_send_apdu(struct svc *v, const struct svc_io *io, const uint8_t *
 	return io->apdu(v, ++v->seq, apdu, n);
 }
 
+/* A db rule refused (the session goes on) or the db lost the work (it ends). */
+static int svc_db_lost(int rc)
+{
+	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT || rc == TB_E_DB_CONFLICT ||
+	       rc == TB_E_NOMEM;
+}
+
+void svc_tell_rc(struct svc *v, const struct svc_io *io, int rc)
+{
+	struct svc_tell t = { .kind = svc_db_lost(rc) ? SVC_T_OP_LOST : SVC_T_OP_RULE, .rc = rc };
+
+	v->state = SV_IDLE;
+	io->tell(v, &t);
+}
+
+/* The channel's next command (in v->cmd) to the sam for wrapping; v->cmd is wiped once
+ * the sam has it. Its SE_APDU goes when the wrapped form comes back (svc_on_wrap). */
+void svc_chan_next(struct svc *v, const struct svc_io *io)
+{
+	struct svc_sam_req rq = { .kind = SVC_SAM_WRAP, .handle = v->handle, .cmd = v->cmd,
+				  .cmd_n = v->cmd_n };
+	int rc = svc_sam_call(v, io, &rq);
+
+	ct_wipe(v->cmd, sizeof(v->cmd));
+	if (rc != 0) {
+		svc_fail(v, io, "sam");
+		return;
+	}
+	v->state = SV_WRAP;
+}
+
+/* The db work of v->phase, in this loop turn's batch. */
+void svc_queue_phase(struct svc *v, const struct svc_io *io, uint8_t phase)
+{
+	v->phase = phase;
+	v->state = SV_JOB;
+	svc_queue_job(v, io);
+}
+
 /* The channel for v->cmd starts: SELECT wallet (plain), then SCP_OPEN at its answer. */
-static void svc_channel_start(struct svc *v, const struct svc_io *io)
+void svc_channel_start(struct svc *v, const struct svc_io *io)
 {
 	uint8_t apdu[6 + SVC_AID_MAX] = { 0x00, 0xA4, 0x04, 0x00, (uint8_t)io->aid_n };
 
 	if (io->aid_n <= SVC_AID_MAX)
 		memcpy(apdu + 5, io->aid, io->aid_n); /* Le 00 follows: the array is zeroed */
+	v->icmd = 0;
 	if (io->aid_n > SVC_AID_MAX || svc_send_apdu(v, io, apdu, 6 + io->aid_n) != 0) {
 		svc_fail(v, io, "send");
 		return;
@@ -120,8 +165,15 @@ static void svc_channel_start(struct svc *v, const struct svc_io *io)
 
 static void svc_on_verify(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
 {
+	if (v->state != SV_VERIFY)
+		return;
 	if (r->err != 0) {
 		svc_fail(v, io, "receipt MAC");
+		return;
+	}
+	/* a restore's credit is no ledger row (the money moved with srv_se_lost): on */
+	if (v->op == SVC_OP_RESTORE) {
+		svc_restore_next(v, io);
 		return;
 	}
 	v->state = SV_COMMIT;
@@ -138,29 +190,25 @@ static void svc_stored(struct svc *v, const struct svc_io *io, const struct svc_
 	}
 	svc_close_handle(v, io);
 	v->state = SV_IDLE;
+	if (v->op == SVC_OP_FLAG && v->pauth_reg) {
+		/* the se holds the key now: the vault and the identifier follow (then told) */
+		svc_queue_phase(v, io, SVC_PH_PAUTH);
+		return;
+	}
 	svc_tell_kind(v, io, v->op == SVC_OP_TICKET ? SVC_T_TICKET_ISSUED
 			     : v->op == SVC_OP_ARM  ? SVC_T_ARMED
 			     : v->op == SVC_OP_PERMIT ? SVC_T_PERMIT
 						      : SVC_T_FLAG_SET);
 }
 
-static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+/* A CREDIT's receipt (top-up, restore): R-MAC authenticated, this se's, a credit of the
+ * amount asked; its MAC goes to the sam. */
+void svc_receipt_check(struct svc *v, const struct svc_io *io,
+		       const struct svc_sam_reply *r)
 {
 	struct svc_sam_req rq = { .kind = SVC_SAM_VERIFY };
 	struct svc_receipt rc;
 
-	if (r->err != 0) {
-		svc_fail(v, io, "unwrap");
-		return;
-	}
-	if (r->sw != 0x9000) {
-		svc_refused(v, io, r->sw);
-		return;
-	}
-	if (v->op != SVC_OP_TOPUP) {
-		svc_stored(v, io, r);
-		return;
-	}
 	/* The R-MAC proved the receipt to us already; the receipt MAC is what lets it be
 	 * checked again later, so it is verified before it becomes a ledger row. */
 	if (!r->authenticated || svc_receipt_parse(r->data, r->n, &rc) != 0 ||
@@ -182,6 +230,57 @@ static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct s
 		return;
 	}
 	v->state = SV_VERIFY;
+}
+
+static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (v->state != SV_UNWRAP)
+		return;
+	if (r->err != 0) {
+		svc_fail(v, io, "unwrap");
+		return;
+	}
+	v->icmd++;
+	if (v->op == SVC_OP_BACKUP || v->op == SVC_OP_RESTORE) {
+		svc_vault_unwrap(v, io, r);
+		return;
+	}
+	if (r->sw != 0x9000) {
+		svc_refused(v, io, r->sw);
+		return;
+	}
+	if (v->op == SVC_OP_FLAG && v->pauth_reg && v->icmd == 1) {
+		/* PAUTH SET done: FLAG SET is the channel's next command */
+		if (!r->authenticated || r->n != 0) {
+			svc_fail(v, io, "personal-auth key");
+			return;
+		}
+		memcpy(v->cmd, v->next, v->next_n);
+		v->cmd_n = v->next_n;
+		svc_chan_next(v, io);
+		return;
+	}
+	if (v->op != SVC_OP_TOPUP) {
+		svc_stored(v, io, r);
+		return;
+	}
+	svc_receipt_check(v, io, r);
+}
+
+/* The next command wrapped: to the se through the phone. */
+static void svc_on_wrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (v->state != SV_WRAP)
+		return;
+	if (r->err != 0 || r->data == NULL || r->n == 0) {
+		svc_fail(v, io, "wrap");
+		return;
+	}
+	if (svc_send_apdu(v, io, r->data, r->n) != 0) {
+		svc_fail(v, io, "send");
+		return;
+	}
+	v->state = SV_NEXT;
 }
 
 static void svc_on_step2(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
@@ -220,18 +319,32 @@ static void svc_on_open(struct svc *v, const struct svc_io *io, const struct svc
 	v->state = SV_IU;
 }
 
-/* The signature of the flag token (key-version(1) signature(64)): FLAG SET carries both. */
+/* Both the signature and (registering) the sealed key are in: the channel starts. */
+void svc_flag_ready(struct svc *v, const struct svc_io *io)
+{
+	if (--v->sam_wait == 0)
+		svc_channel_start(v, io);
+}
+
+/* The signature of the flag token (key-version(1) signature(64)): FLAG SET carries both.
+ * Registering a personal-auth key, FLAG SET is the second command, after PAUTH SET. */
 static void svc_on_sign(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
 {
-	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
+	uint8_t *dst = v->pauth_reg ? v->next : v->cmd;
+	struct wr w = wr_init(dst, SVC_CMD_MAX);
 
+	if (v->state != SV_SIGN)
+		return;
 	if (r->err != 0 || r->n != 1 + SVC_SIG_LEN ||
 	    svc_cmd_flag_set(&w, v->token, r->data + 1) != 0) {
 		svc_fail(v, io, "sign");
 		return;
 	}
-	v->cmd_n = w.len;
-	svc_channel_start(v, io);
+	if (v->pauth_reg)
+		v->next_n = w.len;
+	else
+		v->cmd_n = w.len;
+	svc_flag_ready(v, io);
 }
 
 typedef void (*svc_reply_fn)(struct svc *v, const struct svc_io *io,
@@ -241,6 +354,8 @@ static const svc_reply_fn svc_replies[SVC_SAM_KINDS] = {
 	[SVC_SAM_OPEN] = svc_on_open,     [SVC_SAM_STEP1] = svc_on_step1,
 	[SVC_SAM_STEP2] = svc_on_step2,   [SVC_SAM_UNWRAP] = svc_on_unwrap,
 	[SVC_SAM_VERIFY] = svc_on_verify, [SVC_SAM_SIGN] = svc_on_sign,
+	[SVC_SAM_WRAP] = svc_on_wrap,     [SVC_SAM_SEAL] = svc_on_seal,
+	[SVC_SAM_OPENBLOB] = svc_on_openblob,
 };
 
 int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
@@ -332,6 +447,12 @@ static void svc_flag_start(struct svc *v, const struct svc_io *io, const struct 
 	tk.service = sv->id;
 	tk.expiry = (uint32_t)v->valid_until;
 	tk.limit = sv->item1;
+	v->pauth_reg = io->pauth_need != NULL && io->pauth_need(v) == 1;
+	v->sam_wait = 1;
+	if (v->pauth_reg && svc_pauth_key_start(v, io) != 0) {
+		svc_fail(v, io, "personal-auth key");
+		return;
+	}
 	if (crypto_random(tk.nonce, sizeof(tk.nonce)) != 0 || svc_token_put(&w, &tk) != 0 ||
 	    svc_sam_call(v, io, &rq) != 0) {
 		svc_fail(v, io, "sign");
@@ -392,7 +513,11 @@ void svc_select_op(struct svc *v, const struct svc_io *io, const struct svc_offe
 		svc_tell_kind(v, io, SVC_T_BUSY);
 		return;
 	}
-	if (op != SVC_SEL_DEFAULT && has_sam)
+	if ((op == SVC_SEL_BACKUP || op == SVC_SEL_RESTORE) && has_sam)
+		svc_vault_start(v, io, sv, op, now_s, now_us);
+	else if (op == SVC_SEL_BACKUP || op == SVC_SEL_RESTORE)
+		svc_tell_kind(v, io, SVC_T_UNAVAILABLE);
+	else if (op != SVC_SEL_DEFAULT && has_sam)
 		svc_arm_start(v, io, sv, op, now_s, now_us);
 	else if (sv->kind == DB_SVC_EMONEY && sv->item1 > 0 && has_sam)
 		svc_topup_start(v, io, sv, now_us);
@@ -424,10 +549,11 @@ static void svc_ticket_issued(struct svc *v, const struct svc_io *io)
 }
 
 /* The sam request an awaited SE_RESP leads to, and the state after it (the caller let
- * only SV_SELECT, SV_IU, SV_EA and SV_CREDIT through). */
+ * only SV_SELECT, SV_IU, SV_EA, SV_CREDIT and SV_NEXT through). */
 static int svc_resp_step(struct svc *v, const struct svc_io *io, const uint8_t *resp, size_t n)
 {
 	struct svc_sam_req rq = { .handle = v->handle, .data = resp, .n = n, .serial = v->serial };
+	int rc;
 
 	switch (v->state) {
 	case SV_SELECT:
@@ -441,12 +567,15 @@ static int svc_resp_step(struct svc *v, const struct svc_io *io, const uint8_t *
 		rq.cmd = v->cmd;
 		rq.cmd_n = v->cmd_n;
 		v->state = SV_STEP1;
-		break;
+		rc = svc_sam_call(v, io, &rq);
+		ct_wipe(v->cmd, sizeof(v->cmd)); /* the sam has it (a PAUTH SET holds a key) */
+		return rc;
 	case SV_EA:
 		rq.kind = SVC_SAM_STEP2;
 		v->state = SV_CREDIT;
 		break;
-	default: /* SV_CREDIT: pipelined behind the EA step, the sam answers in order */
+	default: /* SV_CREDIT: pipelined behind the EA step, the sam answers in order;
+		  * SV_NEXT: a next command's response */
 		rq.kind = SVC_SAM_UNWRAP;
 		v->state = SV_UNWRAP;
 		break;
@@ -466,7 +595,7 @@ void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uin
 	v->acked++;
 	sw = (uint16_t)(resp[n - 2] << 8 | resp[n - 1]);
 	if (v->state != SV_SELECT && v->state != SV_IU && v->state != SV_EA &&
-	    v->state != SV_CREDIT) {
+	    v->state != SV_CREDIT && v->state != SV_NEXT) {
 		svc_tell_kind(v, io, SVC_T_RESP_UNEXPECTED);
 		return;
 	}
@@ -496,7 +625,7 @@ static void svc_ticket_done(struct svc *v, const struct svc_io *io, int rc)
 		return;
 	}
 	v->state = SV_IDLE;
-	if (rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT || rc == TB_E_DB_CONFLICT || rc == TB_E_NOMEM)
+	if (svc_db_lost(rc))
 		t.kind = SVC_T_TICKET_LOST;
 	else
 		t.kind = SVC_T_TICKET_RULE;
@@ -515,6 +644,10 @@ int svc_job_done(struct svc *v, const struct svc_io *io, int rc, int replayed)
 		svc_ticket_done(v, io, rc);
 		return svc_put(v);
 	}
+	if (v->state == SV_JOB) {
+		svc_phase_done(v, io, rc);
+		return svc_put(v);
+	}
 	/* A lost commit: the se holds the credit; the ledger records its receipt
 	 * S:<serial>:<counter> when it is seen again (docs/protocol-phone.md). */
 	if (rc != 0)
@@ -528,6 +661,8 @@ int svc_job_done(struct svc *v, const struct svc_io *io, int rc, int replayed)
 int svc_leave(struct svc *v, const struct svc_io *io)
 {
 	svc_close_handle(v, io);
+	ct_wipe(v->cmd, sizeof(v->cmd));
+	ct_wipe(v->next, sizeof(v->next));
 	v->gone = 1;
 	v->refs++;
 	return svc_put(v);

@@ -1,5 +1,9 @@
-/* svc.h - the per-phone service engine of the server: e-money top-up, ticket issue and
- * the authenticity flag as one state machine per session, with no I/O and no allocation.
+/* svc.h - the per-phone service engine of the server: e-money top-up, ticket issue, the
+ * authenticity flag (with the personal-auth key's registration), the backup of the se to
+ * the vault and the restore into a replacement se, as one state machine per session, with
+ * no I/O and no allocation. An operation's channel to the se carries a list of secured
+ * commands: the first rides with EXTERNAL AUTHENTICATE, each next one is wrapped by the
+ * sam (SCP_WRAP) once the previous response is unwrapped.
  * The caller owns struct svc (fixed size) and drives it with the phone's SELECT and SE_RESP,
  * the sam's replies and the commit outcome of queued db work; the engine answers through
  * struct svc_io: the APDU for the phone, the sam request, the db work item, what the phone
@@ -20,13 +24,18 @@
 
 /* What a session's channel to the se is for. */
 enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3, SVC_OP_ARM = 4,
-	      SVC_OP_PERMIT = 5 };
+	      SVC_OP_PERMIT = 5, SVC_OP_BACKUP = 6, SVC_OP_RESTORE = 7 };
 
 /* SELECT's op byte (docs/protocol.md): the service's phone operation, use at a reader now
  * (flow 1: the server arms the relay), or a one-time relay permit (flows 2, 4, 5). */
-enum svc_select_op { SVC_SEL_DEFAULT = 0, SVC_SEL_USE = 1, SVC_SEL_PERMIT = 2 };
+enum svc_select_op { SVC_SEL_DEFAULT = 0, SVC_SEL_USE = 1, SVC_SEL_PERMIT = 2,
+			 SVC_SEL_BACKUP = 3, SVC_SEL_RESTORE = 4 };
 #define SVC_ARM_SECONDS 60        /* flow 1: the relay stays armed this long */
 #define SVC_PERMIT_SECONDS 86400  /* a permit can be used this long */
+#define SVC_SEALED_MAX 256u       /* a sealed backup (216) or personal-auth key (62) */
+#define SVC_SLOT_BACKUP 1u        /* vault slots */
+#define SVC_SLOT_PAUTH 2u
+#define SVC_BLOB_ID_MAX 32u       /* "vault:<serial hex>:1", "pauth:<serial hex>" */
 
 /* Where a session's operation is (one at a time per session). */
 enum svc_state {
@@ -43,6 +52,21 @@ enum svc_state {
 	SV_UNWRAP,     /* SCP_UNWRAP at the sam */
 	SV_VERIFY,     /* RECEIPT_VERIFY at the sam */
 	SV_COMMIT,     /* ledger work queued for this loop turn's batch */
+	SV_WRAP,       /* SCP_WRAP of the channel's next command at the sam */
+	SV_NEXT,       /* SE_APDU of a next command sent; its response comes next */
+	SV_SEAL,       /* backup: SEAL_BLOB at the sam */
+	SV_OPENBLOB,   /* restore: OPEN_BLOB of the lost se's backup at the sam */
+	SV_JOB,        /* backup, restore, personal-auth key: db work of `phase` queued */
+};
+
+/* The db work of a backup, a restore or a personal-auth registration (svc.phase). */
+enum svc_phase {
+	SVC_PH_NONE = 0,
+	SVC_PH_BACKUP,      /* srv_vault_put(slot 1, version, blob) */
+	SVC_PH_R_FIND,      /* restore: the lost se, its backup, the move, earlier runs */
+	SVC_PH_R_TICKETS,   /* restore: tickets re-issued to this se, the run marked begun */
+	SVC_PH_R_DONE,      /* restore: old tickets revoked, the run and its receipt recorded */
+	SVC_PH_PAUTH,       /* the personal-auth key: vault slot 2, the identifier */
 };
 
 /* The sam requests the engine issues; the tag comes back with the reply. */
@@ -54,6 +78,9 @@ enum svc_sam_kind {
 	SVC_SAM_UNWRAP,    /* SCP_UNWRAP(handle, response) */
 	SVC_SAM_VERIFY,    /* RECEIPT_VERIFY(kvn, serial, mac, data) */
 	SVC_SAM_SIGN,      /* SIGN(flag domain, data) */
+	SVC_SAM_WRAP,      /* SCP_WRAP(handle, cmd): the channel's next command */
+	SVC_SAM_SEAL,      /* SEAL_BLOB(id, data) */
+	SVC_SAM_OPENBLOB,  /* OPEN_BLOB(id, data) */
 	/* the reader channel through the relay (svc_relay.c), a sam session of its own */
 	SVC_SAM_R_OPEN,    /* SCP_OPEN(reader-server, serial 0000||reader, 33, staged challenge) */
 	SVC_SAM_R_STEP1,   /* SCP_STEP(handle, IU response, GET REQUEST) */
@@ -62,6 +89,7 @@ enum svc_sam_kind {
 	SVC_SAM_R_VERIFY,  /* RECEIPT_VERIFY of a record's receipt */
 	SVC_SAM_R_WRAP,    /* SCP_WRAP(handle, RESULT) */
 	SVC_SAM_R_CLOSE,   /* SCP_CLOSE(handle) */
+	SVC_SAM_R_OPENBLOB, /* OPEN_BLOB of a record's se's personal-auth key (vault slot 2) */
 	SVC_SAM_KINDS
 };
 
@@ -77,6 +105,7 @@ struct svc_sam_req {
 	uint8_t kvn;            /* VERIFY */
 	const uint8_t *mac;     /* VERIFY */
 	size_t mac_n;
+	const char *id;         /* SEAL, OPENBLOB: the blob id (text) */
 };
 
 /* A sam reply as the adapter decoded it for its tag; err != 0: failed or undecodable. */
@@ -114,6 +143,11 @@ enum svc_tell_kind {
 	SVC_T_PERMIT,          /* "permit stored" */
 	SVC_T_RELAYED,         /* a reader's record booked: rec says which */
 	SVC_T_RELAY_REFUSED,   /* the reader channel refused: why */
+	SVC_T_BACKUP_STORED,   /* "backup stored (balance B, N tickets)" */
+	SVC_T_RESTORED,        /* "restored: balance B, N tickets" */
+	SVC_T_RESTORED_BEFORE, /* "restored already" */
+	SVC_T_OP_RULE,         /* rc: a rule refused: "<op> refused (...)"; the session goes on */
+	SVC_T_OP_LOST,         /* rc: the op's db work not recorded; the session ends */
 };
 
 struct svc_tell {
@@ -144,6 +178,12 @@ struct svc_io {
 	int (*stage)(struct svc *v, const uint8_t *apdu, size_t n);
 	int (*reader_ok)(struct svc *v, uint32_t reader);   /* 0, or TB_E_SRV_* */
 	void (*rjob)(struct svc *v);                         /* the records' db work */
+	/* Reads outside the batch (NULL: none). pauth_need: 1 when the se has a personal-auth
+	 * record and no key in the vault yet. blob: the sealed blob of (serial, slot) as this
+	 * se may read it, 0 or a TB_E_* (not found, not the owner). */
+	int (*pauth_need)(struct svc *v);
+	int (*blob)(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], uint32_t slot,
+		    uint8_t *buf, size_t cap, size_t *n);
 };
 
 /* A service as offered (from the db's services table). */
@@ -157,7 +197,7 @@ struct svc_offer {
 
 #define SVC_RL_RECORDS 8u       /* records of one REQUEST */
 #define SVC_RL_REQ_MAX 1024u    /* a REQUEST's plain bytes */
-#define SVC_RL_INFO_MAX 48u
+#define SVC_RL_INFO_MAX 64u     /* RMSG_INFO_MAX with the NUL */
 #define SVC_RL_CHALLENGE 8u
 
 enum svc_rl_state {
@@ -171,6 +211,9 @@ enum svc_rl_state {
 	RL_WRAP,        /* SCP_WRAP(RESULT) at the sam */
 };
 
+/* What the engine found of a PAUTH record's proof before the batch. */
+enum svc_pauth_check { SVC_PA_NONE = 0, SVC_PA_OK, SVC_PA_FAILED, SVC_PA_NO_KEY };
+
 /* One reader record of a REQUEST and what became of it. */
 struct svc_rl_rec {
 	uint8_t kind;            /* rmsg record kind */
@@ -180,6 +223,7 @@ struct svc_rl_rec {
 	uint8_t serial[SVC_SERIAL_LEN];
 	uint16_t off, len;       /* its body in rl.req */
 	int bad_receipt;         /* the receipt failed its MAC at the sam */
+	uint8_t pauth;           /* PAUTH: enum svc_pauth_check, set before the batch */
 	uint8_t status;          /* RESULT status: 0 booked, 1 booked before, 2 refused */
 	uint32_t amount;         /* what it moved (PAY, ORDER, FLAG) */
 	int64_t balance;
@@ -231,7 +275,31 @@ struct svc {
 	uint32_t handle;         /* sam session, valid while has_handle */
 	int has_handle;
 	int64_t t0_us;           /* SELECT arrived */
-	uint32_t counter, balance; /* the receipt */
+	uint32_t counter, balance; /* the receipt (restore: or the purse read) */
+	/* several commands in one channel (svc.c) */
+	uint8_t icmd;            /* commands of this channel answered so far */
+	uint8_t next[SVC_CMD_MAX]; /* flag with registration: FLAG SET, after PAUTH SET */
+	size_t next_n;
+	uint8_t phase;           /* enum svc_phase: the queued db work */
+	uint8_t sam_wait;        /* flag: SIGN and SEAL replies still due */
+	/* backup, restore, personal-auth key */
+	uint8_t blob[SVC_SEALED_MAX]; /* sealed: the backup, the lost se's backup, the key */
+	size_t blob_n;
+	uint64_t version;        /* the vault version written */
+	struct svc_backup bk;    /* backup: what the se holds; restore: the lost se's backup,
+	                          * tickets rewritten to their re-issued form */
+	uint64_t new_id[SVC_TICKETS_MAX]; /* restore: re-issued id per bk ticket, 0 = none */
+	uint8_t old[SVC_SERIAL_LEN]; /* restore: the lost se this one replaces */
+	uint32_t moved;          /* restore: the balance the ledger moved */
+	uint32_t c0;             /* restore: the se's purse counter when the run began */
+	uint8_t pending;         /* restore: a run began before (history) */
+	uint8_t done_before;     /* restore: a run was recorded done */
+	uint8_t skip_credit;     /* restore: the purse moved since that run began */
+	uint8_t rkind;           /* restore: 0 purse read, 1 CREDIT, 2 TICKET STORE in flight */
+	uint8_t tnext;           /* restore: the next bk ticket to store */
+	uint8_t stored;          /* restore: tickets stored in the se */
+	uint8_t pauth_reg;       /* flag: a personal-auth key is being set */
+	uint8_t pauth_id[SVC_PAUTH_ID_LEN];
 	struct svc_relay rl;
 };
 
@@ -252,9 +320,14 @@ int svc_relay_job_done(struct svc *v, const struct svc_io *io, int rc);
 /* the relay's sam replies (svc_sam_done passes SVC_SAM_R_* here) */
 void svc_relay_sam(struct svc *v, const struct svc_io *io, uint8_t kind,
 		   const struct svc_sam_reply *r);
-/* internal to svc.c / svc_relay.c */
-int svc_sam_call(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq);
-void svc_queue_rjob(struct svc *v, const struct svc_io *io);
+/* The proof of a PAUTH record (body: id(16) nonce(8) challenge(16) proof(16)) against
+ * the opened personal-auth blob (id(16) key(16)) of the se serial: 0, TB_E_VAULT_PROOF
+ * (another id, a proof that does not verify), TB_E_VAULT_BLOB (not 32 bytes). The key
+ * copy and the computed proof are wiped. */
+int svc_pauth_check(const uint8_t serial[SVC_SERIAL_LEN], const uint8_t *body, size_t n,
+		    const uint8_t *plain, size_t pn);
+/* Blob ids: "vault:<serial hex>:<slot>" and "pauth:<serial hex>" (out: SVC_BLOB_ID_MAX). */
+int svc_blob_id(char *out, const char *what, const uint8_t serial[SVC_SERIAL_LEN], int slot);
 /* Drops the reference a queued relay job held: 1 when v may be freed now. */
 int svc_put_ref(struct svc *v);
 

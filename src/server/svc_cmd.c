@@ -125,3 +125,111 @@ int svc_receipt_parse(const uint8_t *b, size_t n, struct svc_receipt *out)
 	*out = k;
 	return 0;
 }
+
+int svc_cmd_read(struct wr *w, uint8_t ins)
+{
+	struct wr t = *w;
+
+	if (ins != 0x30 && ins != 0x42)
+		return TB_E_INVAL;
+	if (cmd_head(&t, ins, 0) != 0)
+		return TB_E_NOSPACE;
+	*w = t;
+	return 0;
+}
+
+int svc_cmd_pauth_set(struct wr *w, const uint8_t id[SVC_PAUTH_ID_LEN],
+		      const uint8_t key[SVC_PAUTH_KEY_LEN])
+{
+	struct wr t = *w;
+
+	if (cmd_head(&t, 0x60, SVC_PAUTH_ID_LEN + SVC_PAUTH_KEY_LEN) != 0 ||
+	    wr_bytes(&t, id, SVC_PAUTH_ID_LEN) != 0 || wr_bytes(&t, key, SVC_PAUTH_KEY_LEN) != 0)
+		return TB_E_NOSPACE;
+	*w = t;
+	return 0;
+}
+
+int svc_purse_parse(const uint8_t *b, size_t n, uint32_t *balance, uint32_t *counter)
+{
+	struct rd r = rd_init(b, n);
+	uint32_t bal, ctr, max;
+
+	if (rd_u32be(&r, &bal) != 0 || rd_u32be(&r, &ctr) != 0 || rd_u32be(&r, &max) != 0)
+		return TB_E_TRUNC;
+	if (rd_end(&r) != 0)
+		return TB_E_LEFTOVER;
+	*balance = bal;
+	*counter = ctr;
+	return 0;
+}
+
+/* n records of 21 bytes from r into k (k->n counts them); the caller checks the end. */
+static int tickets_get(struct rd *r, size_t n, struct svc_backup *k)
+{
+	for (k->n = 0; k->n < n; k->n++) {
+		struct rd t = *r;
+
+		/* svc_ticket_get would refuse nothing: the se's own records, uses 0 included */
+		if (rd_u64be(&t, &k->t[k->n].id) != 0 || rd_u32be(&t, &k->t[k->n].service) != 0 ||
+		    rd_u32be(&t, &k->t[k->n].not_before) != 0 ||
+		    rd_u32be(&t, &k->t[k->n].not_after) != 0 || rd_u8(&t, &k->t[k->n].uses) != 0)
+			return TB_E_TRUNC;
+		*r = t;
+	}
+	return 0;
+}
+
+int svc_tickets_parse(const uint8_t *b, size_t n, struct svc_backup *out)
+{
+	struct rd r = rd_init(b, n);
+	struct svc_backup k = *out;
+
+	if (n % SVC_TICKET_LEN != 0)
+		return TB_E_TRUNC;
+	if (n / SVC_TICKET_LEN > SVC_TICKETS_MAX)
+		return TB_E_LEFTOVER;
+	if (tickets_get(&r, n / SVC_TICKET_LEN, &k) != 0)
+		return TB_E_TRUNC;
+	*out = k;
+	return 0;
+}
+
+int svc_backup_put(struct wr *w, const struct svc_backup *b)
+{
+	struct wr t = *w;
+
+	if (b->n > SVC_TICKETS_MAX)
+		return TB_E_INVAL;
+	if (wr_u8(&t, SVC_BACKUP_VERSION) != 0 || wr_bytes(&t, b->serial, SVC_SERIAL_LEN) != 0 ||
+	    wr_u32be(&t, b->balance) != 0 || wr_u32be(&t, b->counter) != 0 ||
+	    wr_u8(&t, (uint8_t)b->n) != 0)
+		return TB_E_NOSPACE;
+	for (size_t i = 0; i < b->n; i++)
+		if (wr_u64be(&t, b->t[i].id) != 0 || wr_u32be(&t, b->t[i].service) != 0 ||
+		    wr_u32be(&t, b->t[i].not_before) != 0 || wr_u32be(&t, b->t[i].not_after) != 0 ||
+		    wr_u8(&t, b->t[i].uses) != 0)
+			return TB_E_NOSPACE;
+	*w = t;
+	return 0;
+}
+
+int svc_backup_get(const uint8_t *p, size_t n, struct svc_backup *out)
+{
+	struct rd r = rd_init(p, n);
+	struct svc_backup k;
+	uint8_t version, count;
+
+	memset(&k, 0, sizeof(k));
+	if (rd_u8(&r, &version) != 0 || rd_copy(&r, k.serial, SVC_SERIAL_LEN) != 0 ||
+	    rd_u32be(&r, &k.balance) != 0 || rd_u32be(&r, &k.counter) != 0 || rd_u8(&r, &count) != 0)
+		return TB_E_TRUNC;
+	if (version != SVC_BACKUP_VERSION || count > SVC_TICKETS_MAX)
+		return TB_E_INVAL;
+	if (tickets_get(&r, count, &k) != 0)
+		return TB_E_TRUNC;
+	if (rd_end(&r) != 0)
+		return TB_E_LEFTOVER;
+	*out = k;
+	return 0;
+}

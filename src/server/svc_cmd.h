@@ -23,6 +23,13 @@
 #define SVC_TX_CREDIT 0x01u      /* receipt kind (se.h SE_TX_CREDIT) */
 #define SVC_TX_DEBIT 0x02u       /* receipt kind (se.h SE_TX_DEBIT) */
 #define SVC_CMD_MAX (5u + SVC_TOKEN_LEN + SVC_SIG_LEN) /* the longest command: FLAG SET */
+#define SVC_PURSE_LEN 12u        /* GET BALANCE: balance(4) counter(4) maximum(4) */
+#define SVC_TICKETS_MAX 8u       /* the se's ticket slots */
+#define SVC_PAUTH_ID_LEN 16u
+#define SVC_PAUTH_KEY_LEN 16u
+#define SVC_BACKUP_VERSION 0x01u
+#define SVC_BACKUP_HDR 18u       /* version serial(8) balance(4) counter(4) n(1) */
+#define SVC_BACKUP_MAX (SVC_BACKUP_HDR + SVC_TICKETS_MAX * SVC_TICKET_LEN) /* 186 */
 
 struct svc_receipt {
 	uint8_t serial[SVC_SERIAL_LEN];
@@ -65,6 +72,33 @@ int svc_ticket_get(struct rd *r, struct svc_ticket *out);
 int svc_token_put(struct wr *w, const struct svc_token *t);
 /* TB_E_INVAL for a version other than 01. */
 int svc_token_get(struct rd *r, struct svc_token *out);
+
+/* The se's purse and tickets as the server backs them up (sealed by the sam into the
+ * vault, slot 1; docs/services.md "Backup"): version 01 || serial || balance || counter ||
+ * n(0..8) || n ticket records as the se listed them (spent ones too). */
+struct svc_backup {
+	uint8_t serial[SVC_SERIAL_LEN];
+	uint32_t balance;
+	uint32_t counter;
+	size_t n;
+	struct svc_ticket t[SVC_TICKETS_MAX];
+};
+
+/* Case 2 reads of the wallet (80 ins 00 00 00): GET BALANCE 30, TICKET LIST 42. */
+int svc_cmd_read(struct wr *w, uint8_t ins);
+/* PAUTH SET 80 60 00 00 20 id key (level 33: the key travels under C-DEC). The caller
+ * wipes w's bytes after use. */
+int svc_cmd_pauth_set(struct wr *w, const uint8_t id[SVC_PAUTH_ID_LEN],
+		      const uint8_t key[SVC_PAUTH_KEY_LEN]);
+/* GET BALANCE's data: exactly 12 bytes (TB_E_TRUNC, TB_E_LEFTOVER). */
+int svc_purse_parse(const uint8_t *b, size_t n, uint32_t *balance, uint32_t *counter);
+/* TICKET LIST's data: whole 21-byte records, at most 8 (TB_E_TRUNC: a partial record,
+ * TB_E_LEFTOVER: more than 8). Records are taken as the se wrote them (uses 0 too). */
+int svc_tickets_parse(const uint8_t *b, size_t n, struct svc_backup *out);
+/* The backup's plaintext. put: TB_E_INVAL for n > 8, TB_E_NOSPACE. get: exactly one
+ * backup, version 01 (TB_E_INVAL), n <= 8 (TB_E_INVAL), TB_E_TRUNC, TB_E_LEFTOVER. */
+int svc_backup_put(struct wr *w, const struct svc_backup *b);
+int svc_backup_get(const uint8_t *p, size_t n, struct svc_backup *out);
 
 /* Exactly SVC_RECEIPT_LEN bytes: TB_E_TRUNC when shorter, TB_E_LEFTOVER when longer. */
 int svc_receipt_parse(const uint8_t *b, size_t n, struct svc_receipt *out);

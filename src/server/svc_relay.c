@@ -4,14 +4,15 @@
  * the RESULT wrapped for the reader. No I/O: struct svc_io carries everything out.
  * What stays true: a RESULT (the reader's confirmation) leaves only after the records'
  * commit; a staged challenge answers one AUTH only; a record is booked on data the R-MAC
- * proved and, for money, a receipt the sam verified. */
+ * proved and, for money, a receipt the sam verified; a personal-auth proof is checked
+ * against the key the sam opens from the vault, and that key is wiped at once. */
 #include <string.h>
 
 #include "crypto.h"
 #include "ct.h"
 #include "err.h"
 #include "rmsg.h"
-#include "svc.h"
+#include "svc_int.h"
 
 static void rl_close(struct svc *v, const struct svc_io *io)
 {
@@ -232,6 +233,60 @@ static const uint8_t *rl_receipt(const struct svc *v, const struct svc_rl_rec *x
 	return NULL;
 }
 
+int svc_pauth_check(const uint8_t serial[SVC_SERIAL_LEN], const uint8_t *body, size_t n,
+		    const uint8_t *plain, size_t pn)
+{
+	uint8_t key[SVC_PAUTH_KEY_LEN], tag[16];
+	struct crypto_part parts[3];
+	int rc, ok;
+
+	if (pn != SVC_PAUTH_ID_LEN + SVC_PAUTH_KEY_LEN)
+		return TB_E_VAULT_BLOB;
+	if (n != RMSG_PAUTH_LEN)
+		return TB_E_VAULT_PROOF;
+	memcpy(key, plain + SVC_PAUTH_ID_LEN, sizeof(key));
+	/* proof = AES-CMAC(key, serial || card nonce(8) || challenge(16)) (docs/se.md) */
+	parts[0] = (struct crypto_part){ serial, SVC_SERIAL_LEN };
+	parts[1] = (struct crypto_part){ body + SVC_PAUTH_ID_LEN, 8 };
+	parts[2] = (struct crypto_part){ body + SVC_PAUTH_ID_LEN + 8, 16 };
+	rc = crypto_cmac_parts(key, sizeof(key), parts, 3, tag);
+	ok = ct_eq(plain, body, SVC_PAUTH_ID_LEN) & ct_eq(tag, body + RMSG_PAUTH_LEN - 16, 16);
+	ct_wipe(key, sizeof(key));
+	ct_wipe(tag, sizeof(tag));
+	if (rc != 0)
+		return rc;
+	return ok ? 0 : TB_E_VAULT_PROOF;
+}
+
+/* A PAUTH record: its se's sealed key (vault slot 2) to the sam's OPEN_BLOB; the proof is
+ * checked when it comes back (rl_on_openblob). No key: SVC_PA_NO_KEY. */
+static void rl_pauth_open(struct svc *v, const struct svc_io *io, size_t i)
+{
+	struct svc_rl_rec *x = &v->rl.rec[i];
+	struct svc_sam_req rq = { .kind = SVC_SAM_R_OPENBLOB };
+	uint8_t sealed[SVC_SEALED_MAX];
+	char id[SVC_BLOB_ID_MAX];
+	size_t n = 0;
+
+	x->pauth = SVC_PA_NO_KEY;
+	if (x->len != RMSG_PAUTH_LEN) {
+		x->pauth = SVC_PA_FAILED;
+		return;
+	}
+	if (io->blob == NULL ||
+	    io->blob(v, x->serial, SVC_SLOT_PAUTH, sealed, sizeof(sealed), &n) != 0 ||
+	    svc_blob_id(id, "pauth", x->serial, -1) != 0)
+		return;
+	rq.id = id;
+	rq.data = sealed;
+	rq.n = n;
+	if (svc_sam_call(v, io, &rq) != 0)
+		return;
+	x->pauth = SVC_PA_NONE;
+	v->rl.vorder[v->rl.vsent++] = (uint8_t)i;
+	v->rl.verifying++;
+}
+
 static void rl_verified(struct svc *v, const struct svc_io *io)
 {
 	if (v->rl.verifying > 0)
@@ -275,6 +330,10 @@ static void rl_on_unwrap(struct svc *v, const struct svc_io *io, const struct sv
 		memcpy(x->serial, recs[i].serial, sizeof(x->serial));
 		x->off = (uint16_t)(recs[i].body - r->data);
 		x->len = (uint16_t)recs[i].body_n;
+		if (x->kind == RMSG_K_PAUTH) {
+			rl_pauth_open(v, io, i);
+			continue;
+		}
 		if ((receipt = rl_receipt(v, x)) == NULL)
 			continue;
 		if (svc_receipt_parse(receipt, SVC_RECEIPT_LEN, &rc) != 0) {
@@ -306,6 +365,24 @@ static void rl_on_verify(struct svc *v, const struct svc_io *io, const struct sv
 	if (v->rl.vdone < v->rl.vsent) {
 		if (r->err != 0)
 			v->rl.rec[v->rl.vorder[v->rl.vdone]].bad_receipt = 1;
+		v->rl.vdone++;
+	}
+	if (v->rl.verifying > 0)
+		v->rl.verifying--;
+	rl_verified(v, io);
+}
+
+/* The opened key of a PAUTH record (in the same order as the verifies): the proof checked,
+ * the opened bytes wiped by the adapter after this call. */
+static void rl_on_openblob(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
+{
+	if (v->rl.vdone < v->rl.vsent) {
+		struct svc_rl_rec *x = &v->rl.rec[v->rl.vorder[v->rl.vdone]];
+
+		x->pauth = r->err == 0 && svc_pauth_check(x->serial, v->rl.req + x->off, x->len,
+							   r->data, r->n) == 0
+				   ? SVC_PA_OK
+				   : SVC_PA_FAILED;
 		v->rl.vdone++;
 	}
 	if (v->rl.verifying > 0)
@@ -365,6 +442,10 @@ void svc_relay_sam(struct svc *v, const struct svc_io *io, uint8_t kind,
 	case SVC_SAM_R_VERIFY:
 		if (v->rl.state == RL_VERIFY)
 			rl_on_verify(v, io, r);
+		break;
+	case SVC_SAM_R_OPENBLOB:
+		if (v->rl.state == RL_VERIFY)
+			rl_on_openblob(v, io, r);
 		break;
 	case SVC_SAM_R_WRAP:
 		if (v->rl.state == RL_WRAP)

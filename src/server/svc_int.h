@@ -1,0 +1,46 @@
+/* svc_int.h - internal to src/server/svc*.c: the steps the engine's parts share (svc.c: the
+ * channel, sam replies, commit outcomes; svc_vault.c: backup, restore, personal-auth keys;
+ * svc_relay.c: the relay). The API is svc.h; nothing outside src/server/svc*.c includes this.
+ * Each takes the session and the svc_io it runs on, as svc.h's calls do. */
+#ifndef TB_SERVER_SVC_INT_H
+#define TB_SERVER_SVC_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "svc.h"
+
+/* svc.c: a sam request (rc 0: v holds a reference until its reply); a relay job queued. */
+int svc_sam_call(struct svc *v, const struct svc_io *io, const struct svc_sam_req *rq);
+void svc_queue_rjob(struct svc *v, const struct svc_io *io);
+
+/* svc.c: what the phone hears; the session's end with an error; the se's refusal. */
+void svc_tell_kind(struct svc *v, const struct svc_io *io, uint8_t kind);
+void svc_fail(struct svc *v, const struct svc_io *io, const char *why);
+void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw);
+/* svc.c: a db outcome rc told (a rule's refusal, or work the db lost). */
+void svc_tell_rc(struct svc *v, const struct svc_io *io, int rc);
+/* svc.c: the channel: the sam session closed; SELECT then SCP_OPEN for v->cmd; the next
+ * command in v->cmd (wiped once the sam has it); the db work of phase queued. */
+void svc_close_handle(struct svc *v, const struct svc_io *io);
+void svc_channel_start(struct svc *v, const struct svc_io *io);
+void svc_chan_next(struct svc *v, const struct svc_io *io);
+void svc_queue_phase(struct svc *v, const struct svc_io *io, uint8_t phase);
+/* svc.c: a CREDIT's receipt checked and sent to the sam; a flag's SIGN or SEAL reply in. */
+void svc_receipt_check(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_flag_ready(struct svc *v, const struct svc_io *io);
+
+/* svc_vault.c: backup or restore started (op: SVC_SEL_BACKUP or SVC_SEL_RESTORE); a fresh
+ * personal-auth key sealed (0, or the error). */
+void svc_vault_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		     uint8_t op, int64_t now_s, int64_t now_us);
+int svc_pauth_key_start(struct svc *v, const struct svc_io *io);
+/* svc_vault.c: an unwrapped answer of a backup or restore channel; a restore's next step. */
+void svc_vault_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_restore_next(struct svc *v, const struct svc_io *io);
+/* svc_vault.c: the SEAL_BLOB and OPEN_BLOB replies; the outcome of v->phase's db work. */
+void svc_on_seal(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_on_openblob(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_phase_done(struct svc *v, const struct svc_io *io, int rc);
+
+#endif
