@@ -4,7 +4,8 @@
 #                (once with gcc -Werror, once with clang ASan+UBSan and fuzz smoke runs)
 #   make deps    install the Debian packages alone
 #   make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 60)
-#   make bench   build, then run every benchmark (one line each: ours, reference, ratio)
+#   make bench   build, then run every benchmark (one line each: ours, reference, ratio),
+#                the tap flows through a 25 ms gateway last (tools/bench-taps.sh)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
@@ -27,6 +28,7 @@ demo: build
 
 bench: build
 	./build/release/tapbridge bench
+	./build/release/tapbridge bench taps
 
 check: deps
 	$(MAKE) --no-print-directory check-plain

@@ -263,6 +263,20 @@ static void test_ticket_and_flag(void **state)
 	x = rec(RMSG_K_FLAG, 30, SVC_TICKET, SE_A, sizeof(f));
 	assert_int_equal(in_batch(db, &x, f, RDR), 0);
 	assert_int_equal(x.status, RMSG_ST_REPLAY);
+	/* the same token's nonce from another reader, or for another se: a copied or
+	 * rolled-back flag, refused (the first use stands alone in the history) */
+	x = rec(RMSG_K_FLAG, 1, SVC_TICKET, SE_A, sizeof(f));
+	assert_int_equal(in_batch(db, &x, f, RDR + 1), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_non_null(strstr(x.info, "flag used before"));
+	x = rec(RMSG_K_FLAG, 31, SVC_TICKET, SE_B, sizeof(f));
+	assert_int_equal(in_batch(db, &x, f, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	/* another nonce from the same reader is another check */
+	f[0] ^= 1;
+	x = rec(RMSG_K_FLAG, 32, SVC_TICKET, SE_A, sizeof(f));
+	assert_int_equal(in_batch(db, &x, f, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
 }
 
 /* The se core's own PROVE checked by the server's verifier: the se holds id || key (set by

@@ -264,12 +264,14 @@ tb_deploy() {
 	return 0
 }
 
+# A port below the kernel's ephemeral range (32768-60999: outgoing connections take
+# those) that no socket uses in any state.
 tb_free_port() {
 	local p i
 	for i in $(seq 1 64); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % 12000))
 		[ "$p" = "$TB_VPCD_PORT" ] && continue
-		ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+		ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
 	done
 	return 1
 }

@@ -16,7 +16,7 @@
 #define LINE_MAX_LEN 512
 
 struct phone_opts {
-	const char *server, *pin, *profile, *link, *script, *wait_relay, *until;
+	const char *server, *pin, *profile, *link, *script, *wait_relay, *until, *fault;
 	int trace, stats, help;
 	char prof_server[300], prof_pin[300];
 };
@@ -26,10 +26,11 @@ static void phone_usage(FILE *f)
 	fprintf(f,
 		"usage: tapbridge phone (--server HOST:PORT --pin SHA256:HEX | --profile FILE)\n"
 		"         --link PATH [--script FILE] [--wait-relay SECONDS] [--until-notice PREFIX]\n"
+		"         [--fault flip-relay-up=N|flip-relay-down=N|drop-relay-after=N[,...]]\n"
 		"         [--trace] [--stats] [COMMAND [; COMMAND ...]]\n"
 		"commands: menu | use N | permit N | topup N | select N | arm N | balance |\n"
 		"          history [N] | lock | wait-notice [PREFIX] [SECONDS] |\n"
-		"          serve SECONDS [PREFIX] | sleep MS | quit\n"
+		"          serve SECONDS [PREFIX] | sleep MS | ping [N] | quit\n"
 		"profile lines: `server HOST:PORT`, `fingerprint SHA256:HEX`; see docs/phone.md\n");
 }
 
@@ -81,6 +82,7 @@ static int phone_parse(int argc, char **argv, struct phone_opts *o, int *first)
 		{ "--profile", &o->profile, NULL },   { "--link", &o->link, NULL },
 		{ "--script", &o->script, NULL },     { "--wait-relay", &o->wait_relay, NULL },
 		{ "--until-notice", &o->until, NULL }, { "--trace", NULL, &o->trace },
+		{ "--fault", &o->fault, NULL },
 		{ "--stats", NULL, &o->stats },       { "--help", NULL, &o->help },
 		{ "-h", NULL, &o->help },
 	};
@@ -183,6 +185,31 @@ static int phone_file_cmds(struct phone_net *n, FILE *f, int interactive, int *q
 	return failed;
 }
 
+/* --fault KIND=N[,KIND=N...]: the test seams of docs/phone.md. 0 or -1. */
+static int phone_faults(const char *spec, struct ph_config *ph)
+{
+	static const char *const kinds[] = { "flip-relay-up", "flip-relay-down", "drop-relay-after" };
+	uint32_t *const slots[] = { &ph->fault_flip_up, &ph->fault_flip_down, &ph->fault_drop_after };
+	char buf[128], *save = NULL;
+
+	if (strlen(spec) >= sizeof(buf))
+		return -1;
+	strcpy(buf, spec);
+	for (char *it = strtok_r(buf, ",", &save); it != NULL; it = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(it, '=');
+		size_t k = 0;
+
+		if (eq == NULL)
+			return -1;
+		*eq = '\0';
+		while (k < 3 && strcmp(it, kinds[k]) != 0)
+			k++;
+		if (k == 3 || args_u32(eq + 1, 1, 1000000, slots[k]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int phone_config(struct phone_opts *o, struct phone_net_config *cfg)
 {
 	uint32_t secs = 0;
@@ -206,6 +233,11 @@ static int phone_config(struct phone_opts *o, struct phone_net_config *cfg)
 	cfg->ph.trace = o->trace;
 	cfg->ph.relay_wait_ms = secs * 1000u;
 	cfg->ph.until_notice = o->until;
+	if (o->fault != NULL && phone_faults(o->fault, &cfg->ph) != 0) {
+		fprintf(stderr, "tapbridge phone: --fault wants flip-relay-up=N, flip-relay-down=N "
+				"or drop-relay-after=N (N >= 1), comma-separated\n");
+		return -1;
+	}
 	return 0;
 }
 

@@ -235,8 +235,9 @@ static void usage(void)
 		"usage: tapbridge reader --keys FILE --state DIR (--pcsc NAME | --connect tcp:HOST:PORT)\n"
 		"         --app pay|gate|id|checkout [--amount N] [--items ID:QTY:PRICE,...]\n"
 		"         [--ticket-service N] [--service N] [--taps N] [--timeout S]\n"
-		"         [--flow-order online-first|offline-first]\n"
-		"  --pcsc \"\" takes the first PC/SC reader\n");
+		"         [--flow-order online-first|offline-first] [--now UNIX-SECONDS]\n"
+		"  --pcsc \"\" takes the first PC/SC reader; --now is a test seam: the reader's\n"
+		"  clock (flag expiry) reads this time instead of the system's\n");
 }
 
 static int bad(const char *what)
@@ -248,8 +249,9 @@ static int bad(const char *what)
 
 struct rd_args {
 	const char *keys, *state, *pcsc, *connect, *app, *amount, *items, *tsvc, *svc, *taps,
-		*timeout, *order;
+		*timeout, *order, *now;
 	uint32_t n_taps, timeout_s;
+	int64_t now_s;               /* --now, else -1: the system clock */
 };
 
 static int parse_cfg(struct rd_args *a, struct rdr_cfg *cfg)
@@ -286,6 +288,14 @@ static int parse_cfg(struct rd_args *a, struct rdr_cfg *cfg)
 	if ((a->taps != NULL && args_u32(a->taps, 1, 1000000, &a->n_taps)) ||
 	    (a->timeout != NULL && args_u32(a->timeout, 1, 86400, &a->timeout_s)))
 		return bad("--taps 1.. and --timeout 1..86400 (seconds)");
+	a->now_s = -1;
+	if (a->now != NULL) {
+		uint32_t v;
+
+		if (args_u32(a->now, 1, UINT32_MAX, &v))
+			return bad("--now must be seconds since 1970 (1..4294967295)");
+		a->now_s = v;
+	}
 	return 0;
 }
 
@@ -342,6 +352,7 @@ int cmd_reader(int argc, char **argv)
 		{ "--items", &a.items, NULL },    { "--ticket-service", &a.tsvc, NULL },
 		{ "--service", &a.svc, NULL },    { "--taps", &a.taps, NULL },
 		{ "--timeout", &a.timeout, NULL }, { "--flow-order", &a.order, NULL },
+		{ "--now", &a.now, NULL },
 	};
 	const struct rdr_io io = { port_xmit, rd_save, rd_say, &G.port };
 	uint32_t envelopes = 0;
@@ -368,7 +379,8 @@ int cmd_reader(int argc, char **argv)
 			break;
 		}
 		t0 = rd_now_ms();
-		rc = rdr_tap(&G.r, &G.keys, &G.cfg, &io, &G.store, (int64_t)time(NULL));
+		rc = rdr_tap(&G.r, &G.keys, &G.cfg, &io, &G.store,
+			     a.now_s >= 0 ? a.now_s : (int64_t)time(NULL));
 		tap_ms = rd_now_ms() - t0;
 		envelopes += G.r.envelopes;
 		if (rc != 0)

@@ -6,6 +6,7 @@
  * answered by the phone, or failed (no phone, phone gone, phone gave up, timeout);
  * after every core call the phone is told what the core queued, when it is there. */
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -397,8 +398,11 @@ static int sed_transports(const struct sed_opts *o, char *vpcd_where, size_t cap
 			o->link != NULL ? o->link : o->link_tty, tb_strerror(rc));
 		return rc;
 	}
+	errno = 0;
 	if (o->listen != NULL && (rc = se_listen_new(D.base, o->listen, &lh, NULL, &D.listen)) != 0) {
-		fprintf(stderr, "tapbridge se: --listen %s: %s\n", o->listen, tb_strerror(rc));
+		fprintf(stderr, "tapbridge se: --listen %s: %s%s%s\n", o->listen, tb_strerror(rc),
+			rc == TB_E_IO && errno != 0 ? ": " : "",
+			rc == TB_E_IO && errno != 0 ? strerror(errno) : "");
 		return rc;
 	}
 	if (o->vpcd == NULL)

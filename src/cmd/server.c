@@ -139,6 +139,9 @@ static void srvd_hello(struct srv_session *s, const struct proto_hello *h, void 
 	/* The next reader channel's host challenge waits at the phone: one round trip less
 	 * while the phone is at a reader. */
 	srv_svc_stage(x);
+	/* A lock or unlock asked for on the portal takes effect now, at this contact. */
+	if (se.pending == DB_SE_LOCK_PENDING || se.pending == DB_SE_UNLOCK_PENDING)
+		srv_svc_lock(x, se.pending == DB_SE_LOCK_PENDING);
 }
 
 /* The se's usage history, newest first, one page (a read: no batch, no confirmation). */

@@ -337,7 +337,10 @@ static int framed_tcp_socket(const struct framed_addr *a)
 	if (fd >= 0) {
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+			int e = errno; /* "address in use" is worth telling */
+
 			close(fd);
+			errno = e;
 			fd = TB_E_IO;
 		}
 	} else {

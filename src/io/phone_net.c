@@ -244,7 +244,9 @@ static int pn_srv_frame(struct phone_net *n, uint8_t type, const uint8_t *p, siz
 		return ph_srv_bye(&n->ph);
 	case PROTO_STAGE:
 		return ph_srv_stage(&n->ph, m->u.stage.apdu, m->u.stage.n);
-	default: /* PONG */
+	case PROTO_PONG: /* timed at its arrival: the ping command's round trip */
+		return ph_srv_pong(&n->ph, m->u.ping.token, pn_now());
+	default:
 		return 0;
 	}
 }

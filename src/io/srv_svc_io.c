@@ -23,9 +23,9 @@
 #define SVC_CHALLENGE_LEN 8u
 
 static const char *const svc_op_log[] = { "", "topup", "ticket", "flag", "arm", "permit",
-					  "backup", "restore" };
+					  "backup", "restore", "lock", "unlock" };
 static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag", "relay", "permit",
-					   "backup", "restore" };
+					   "backup", "restore", "lock", "unlock" };
 
 /* A sam call waiting for its reply: which engine request it answers. */
 struct svc_call {
@@ -340,6 +340,18 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 	}
 }
 
+/* The portal's lock or unlock is in the se: the pending mark goes (a small write of its
+ * own: no money moves, and the se is the truth about its lock), the phone is told. */
+static void svc_lock_applied(const struct svc *v, struct srv_session *s)
+{
+	struct db *db = svc_of(v)->h->db;
+	int rc = db->ops->se_set_pending(db, v->serial, DB_SE_PENDING_NONE, (int64_t)time(NULL));
+
+	srv_log(s, v->op == SVC_OP_LOCK ? "lock_applied" : "unlock_applied", "cleared=%d", rc == 0);
+	svc_notice(s, v->op == SVC_OP_LOCK ? "wallet locked (as asked on the portal)"
+					   : "wallet unlocked (as asked on the portal)");
+}
+
 /* What the phone hears: a NOTICE, or an ERROR that ends the session. */
 static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 {
@@ -387,6 +399,10 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 		srv_close_with_error(s, PROTO_ERR_OUT_OF_ORDER, "SE_RESP not expected now");
 		return;
 	case SVC_T_REFUSED:
+		if (v->op == SVC_OP_LOCK && t->sw == 0x6A81) {
+			svc_lock_applied(v, s); /* locked already (the phone's own lock) */
+			return;
+		}
 		(void)snprintf(text, sizeof(text), "%s refused by the se (%04X)",
 			       svc_op_text[v->op], t->sw);
 		break;
@@ -411,6 +427,9 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 		return;
 	case SVC_T_PERMIT:
 		svc_notice(s, "permit stored");
+		return;
+	case SVC_T_LOCK_APPLIED:
+		svc_lock_applied(v, s);
 		return;
 	case SVC_T_RELAY_REFUSED:
 		srv_log(s, "relay_refused", "why=\"%s\"", t->why);
@@ -655,6 +674,12 @@ void srv_svc_select_op(struct srv_svc *x, const struct svc_offer *o, uint8_t op)
 {
 	svc_select_op(&x->core, &srv_svc_engine_io, o, op, x->h->sam != NULL, (int64_t)time(NULL),
 		      svc_now_us());
+}
+
+void srv_svc_lock(struct srv_svc *x, int lock)
+{
+	if (x->h->sam != NULL)
+		svc_lock_start(&x->core, &srv_svc_engine_io, lock, svc_now_us());
 }
 
 void srv_svc_stage(struct srv_svc *x)

@@ -55,6 +55,8 @@ struct srv_svc *srv_svc_open(struct srv_svc_host *h, struct srv_session *s,
 void srv_svc_select(struct srv_svc *x, const struct svc_offer *o);
 /* SELECT with its op byte (enum svc_select_op). */
 void srv_svc_select_op(struct srv_svc *x, const struct svc_offer *o, uint8_t op);
+/* The portal's pending lock (1) or unlock (0), applied through the channel now. */
+void srv_svc_lock(struct srv_svc *x, int lock);
 /* A host challenge staged at the phone (after MENU). */
 void srv_svc_stage(struct srv_svc *x);
 /* The phone's RELAY_UP. */

@@ -79,6 +79,7 @@
 	X(TB_E_SRV_UNKNOWN_TICKET, -227, "unknown ticket") \
 	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order") \
 	X(TB_E_SRV_RECEIPT,     -229, "receipt not a debit of this se or its MAC failed") \
+	X(TB_E_SRV_FLAG_REUSED, -230, "flag used before (a copy or a rolled-back se)") \
 	X(TB_E_PROTO_FIELD,     -240, "phone session frame field out of range") \
 	X(TB_E_PROTO_TEXT,      -241, "phone session text not UTF-8 or with control characters") \
 	X(TB_E_PROTO_VERSION,   -242, "phone session protocol version not supported") \

@@ -11,6 +11,8 @@
 #define LOCAL_WAIT_MS 5000u
 #define QUIT_WAIT_MS 2000u
 #define HISTORY_DEFAULT 10u
+#define PING_COUNT_MAX 10000u
+#define PING_MARK 0x70u /* token[0] of the ping command's PINGs ('p'); the idle ones have 0 */
 
 /* ---- parsing ---- */
 
@@ -116,6 +118,7 @@ static const struct verb verbs[] = {
 	{ "wait-notice", PH_CMD_WAIT_NOTICE, 0, "wait-notice [TEXT-PREFIX] [SECONDS]" },
 	{ "serve", PH_CMD_SERVE, 0, "serve SECONDS [TEXT-PREFIX]" },
 	{ "sleep", PH_CMD_SLEEP, 0, "sleep MS" },
+	{ "ping", PH_CMD_PING, 0, "ping [COUNT 1..10000]" },
 	{ "quit", PH_CMD_QUIT, 0, "quit" },
 };
 
@@ -153,6 +156,11 @@ static int parse_args(const struct verb *v, const struct words *w, struct ph_cmd
 		if (w->n != 2 || word_u32(w, 1, 0, SECONDS_MAX * 1000u, &c->ms) != 0)
 			return TB_E_INVAL;
 		return 0;
+	case PH_CMD_PING:
+		c->arg = 1;
+		if (w->n == 1)
+			return 0;
+		return w->n == 2 ? word_u32(w, 1, 1, PING_COUNT_MAX, &c->arg) : TB_E_INVAL;
 	default:
 		return w->n == 1 ? 0 : TB_E_INVAL;
 	}
@@ -182,7 +190,7 @@ int ph_cmd_parse(const char *line, struct ph_cmd *out, char *why, size_t whylen)
 		return 0;
 	}
 	why_set(why, whylen, "unknown command (menu, use, permit, topup, select, arm, balance, "
-			     "history, lock, wait-notice, serve, sleep, quit)", NULL);
+			     "history, lock, wait-notice, serve, sleep, ping, quit)", NULL);
 	return TB_E_INVAL;
 }
 
@@ -379,6 +387,43 @@ static int start_server(struct ph *ph, const struct ph_cmd *c)
 	return ph_srv_send(ph, &a);
 }
 
+/* One PING of the ping command: its token names it (mark, count), its clock starts. */
+static int ping_send(struct ph *ph)
+{
+	struct ph_act a = { .kind = PH_ACT_SRV_PING };
+	uint32_t k = ++ph->ping_count;
+
+	a.token[0] = PING_MARK;
+	a.token[4] = (uint8_t)(k >> 24);
+	a.token[5] = (uint8_t)(k >> 16);
+	a.token[6] = (uint8_t)(k >> 8);
+	a.token[7] = (uint8_t)k;
+	ph->ping_at = ph->now;
+	ph->cmd_deadline = ph->now + PH_CMD_WAIT_MS;
+	return ph_srv_send(ph, &a);
+}
+
+/* The PONG of the ping command's last PING (any other is an idle one's): its round trip
+ * on the screen, then the next PING or the end. */
+void ph_cmd_on_pong(struct ph *ph, const uint8_t token[8])
+{
+	uint32_t k = (uint32_t)token[4] << 24 | (uint32_t)token[5] << 16 |
+		     (uint32_t)token[6] << 8 | token[7];
+	struct ph_line l;
+
+	if (ph->cmd_state != PH_CMD_RUNNING || ph->cmd.kind != PH_CMD_PING ||
+	    token[0] != PING_MARK || k != ph->ping_count)
+		return;
+	ln_init(&l);
+	ln_str(&l, "ping rtt-ms=");
+	ln_u64(&l, ph->now - ph->ping_at);
+	(void)ln_put(ph, &l);
+	if (--ph->cmd.arg == 0)
+		ph_cmd_finish(ph, 1);
+	else
+		(void)ping_send(ph);
+}
+
 int ph_cmd_start(struct ph *ph, const struct ph_cmd *c)
 {
 	int i;
@@ -422,6 +467,12 @@ int ph_cmd_start(struct ph *ph, const struct ph_cmd *c)
 		ph->cmd_deadline = ph->now + c->ms;
 		ph_cmd_tick(ph);
 		return 0;
+	case PH_CMD_PING:
+		if (!ph->srv_open) {
+			fail(ph, "error: no server session", NULL);
+			return 0;
+		}
+		return ping_send(ph);
 	default:
 		ph->cmd_state = PH_CMD_FAILED;
 		return TB_E_INVAL;
@@ -550,6 +601,7 @@ void ph_cmd_on_session_end(struct ph *ph)
 	case PH_CMD_SELECT:
 	case PH_CMD_HISTORY:
 	case PH_CMD_WAIT_NOTICE:
+	case PH_CMD_PING:
 		fail(ph, "error: the session ended before the server answered", NULL);
 		break;
 	case PH_CMD_ARM:

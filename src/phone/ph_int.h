@@ -33,6 +33,7 @@ int ph_srv_send(struct ph *ph, const struct ph_act *a);
 void ph_cmd_finish(struct ph *ph, int ok);
 void ph_cmd_on_notice(struct ph *ph);
 void ph_cmd_on_history(struct ph *ph);
+void ph_cmd_on_pong(struct ph *ph, const uint8_t token[8]);
 void ph_cmd_on_local(struct ph *ph, uint8_t kind, const uint8_t *resp, size_t n);
 void ph_cmd_on_session_end(struct ph *ph);
 void ph_cmd_tick(struct ph *ph);

@@ -83,6 +83,25 @@ static void relay_end(struct ph *ph, int fail)
 	ph->relay_pending = 0;
 }
 
+static void srv_gone(struct ph *ph);
+
+/* Test seam: a copy of p with its middle byte flipped, for an action to carry. */
+static const uint8_t *fault_flip(struct ph *ph, const uint8_t *p, size_t n, const char *what,
+				 uint64_t nth)
+{
+	struct ph_line l;
+
+	memcpy(ph->fault_buf, p, n);
+	ph->fault_buf[n / 2] ^= 0x01u;
+	ln_init(&l);
+	ln_str(&l, "fault: flipped byte ");
+	ln_u64(&l, n / 2);
+	ln_str(&l, what);
+	ln_u64(&l, nth);
+	(void)ln_put(ph, &l);
+	return ph->fault_buf;
+}
+
 int ph_se_relay(struct ph *ph, uint32_t id, uint32_t service, const uint8_t *p, size_t n)
 {
 	struct ph_act a = { .kind = PH_ACT_SRV_RELAY_UP, .a = id, .b = service, .data = p, .n = n };
@@ -125,6 +144,15 @@ int ph_se_relay(struct ph *ph, uint32_t id, uint32_t service, const uint8_t *p, 
 		ln_u64(&l, ph->exchange_ups);
 		(void)ln_put(ph, &l);
 	}
+	if (ph->cfg.fault_flip_up != 0 && ph->stat_ups == ph->cfg.fault_flip_up)
+		a.data = fault_flip(ph, p, n, " of relay up ", ph->stat_ups);
+	if (ph->cfg.fault_drop_after != 0 && ph->stat_ups == ph->cfg.fault_drop_after) {
+		/* Not pending: no RELAY ANSWER and no RELAY FAIL; the se times the relay out. */
+		ph->relay_pending = 0;
+		ph->fault_dropping = 1;
+		ph->fault_drop_id = id;
+		(void)ph_say(ph, "fault: this relay will not be answered", NULL);
+	}
 	return ph_srv_send(ph, &a);
 }
 
@@ -135,6 +163,12 @@ int ph_srv_relay_down(struct ph *ph, uint32_t relay, uint8_t status, const uint8
 
 	if (n > PH_RELAY_MAX || (p == NULL && n > 0) || status > 1)
 		return TB_E_INVAL;
+	if (ph->fault_dropping && relay == ph->fault_drop_id) {
+		ph->fault_dropping = 0;
+		(void)ph_say(ph, "fault: relay answer dropped, closing the server session", NULL);
+		srv_gone(ph);
+		return 0;
+	}
 	if (!ph->relay_pending || relay != ph->relay_id) {
 		if (ph->cfg.trace)
 			(void)ph_say(ph, "relay answer for a relay that is over: dropped", NULL);
@@ -147,6 +181,8 @@ int ph_srv_relay_down(struct ph *ph, uint32_t relay, uint8_t status, const uint8
 		return 0;
 	}
 	ph->relay_pending = 0;
+	if (n > 0 && ++ph->fault_downs == ph->cfg.fault_flip_down)
+		a.data = fault_flip(ph, p, n, " of relay down ", ph->fault_downs);
 	if ((rc = ph_act_push(ph, &a)) != 0)
 		return rc;
 	/* The server's last answer of a reader exchange (RESULT or a refusal): one arming
@@ -389,6 +425,16 @@ int ph_srv_ping(struct ph *ph, const uint8_t token[8])
 
 	memcpy(a.token, token, 8);
 	return ph_srv_send(ph, &a);
+}
+
+int ph_srv_pong(struct ph *ph, const uint8_t token[8], uint64_t now)
+{
+	if (token == NULL)
+		return TB_E_INVAL;
+	if (now > ph->now)
+		ph->now = now;
+	ph_cmd_on_pong(ph, token);
+	return 0;
 }
 
 /* ---- time ---- */

@@ -102,6 +102,7 @@ enum ph_cmd_kind {
 	PH_CMD_WAIT_NOTICE, /* text = prefix (may be empty), ms */
 	PH_CMD_SERVE,       /* ms, text = prefix that ends it early (may be empty) */
 	PH_CMD_SLEEP,       /* ms */
+	PH_CMD_PING,        /* arg = round trips left (PING/PONG with the server) */
 	PH_CMD_QUIT,
 };
 
@@ -140,6 +141,12 @@ struct ph_config {
 	int trace;                  /* relay lines ("relay up N", "relay hello from stage") */
 	uint32_t relay_wait_ms;     /* 0: PH_RELAY_WAIT_MS */
 	const char *until_notice;   /* serve ends early on a NOTICE with this prefix; may be NULL */
+	/* Test seams (`tapbridge phone --fault`, docs/phone.md): 0 = off. N counts over the
+	 * whole session (HELLOs answered from the stage are not RELAY_UPs). */
+	uint32_t fault_flip_up;     /* the Nth RELAY_UP leaves with its middle byte flipped */
+	uint32_t fault_flip_down;   /* the Nth RELAY_DOWN answer reaches the se so changed */
+	uint32_t fault_drop_after;  /* the Nth RELAY_UP leaves; the se is never answered for it
+	                               and its RELAY_DOWN, dropped, ends the server session */
 };
 
 struct ph {
@@ -150,6 +157,7 @@ struct ph {
 	uint8_t serial[PH_SERIAL_LEN];
 	uint8_t have_serial, hello_sent, menu_seen, srv_open, se_open, quit_sent;
 	uint32_t ping_count;
+	uint64_t ping_at;           /* the ping command's PING went out (ms) */
 	size_t menu_n;
 	struct {
 		uint32_t id;
@@ -169,6 +177,11 @@ struct ph {
 	uint64_t relay_since;
 	uint32_t exchange_ups;      /* RELAY_UPs since the last relay HELLO */
 	uint64_t stat_rtts, stat_ups, stat_local;
+	/* test seams (cfg.fault_*) */
+	uint64_t fault_downs;       /* RELAY_DOWN answers passed to the se */
+	uint8_t fault_dropping;     /* the relay fault_drop_id is being dropped */
+	uint32_t fault_drop_id;
+	uint8_t fault_buf[PH_RELAY_MAX]; /* a flipped payload or answer, while its action waits */
 	/* notices not yet claimed by a command (wait-notice, SELECT) */
 	char notice[PH_NOTICES][PH_NOTICE_MAX + 1];
 	size_t notice_n;
@@ -198,6 +211,8 @@ int ph_srv_history(struct ph *ph, uint8_t more, const struct ph_hist_rec *recs, 
 int ph_srv_notice(struct ph *ph, const uint8_t *text, size_t n);
 int ph_srv_error(struct ph *ph, uint16_t code, const uint8_t *reason, size_t n);
 int ph_srv_ping(struct ph *ph, const uint8_t token[8]);
+/* A PONG that came at now (ms, the adapter's clock at its arrival: it times `ping`). */
+int ph_srv_pong(struct ph *ph, const uint8_t token[8], uint64_t now);
 int ph_srv_bye(struct ph *ph);
 int ph_srv_stage(struct ph *ph, const uint8_t *apdu, size_t n);
 /* The session ended (closed, TLS failure, a frame that did not decode): why is a short

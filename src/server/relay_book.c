@@ -9,6 +9,7 @@
 
 #include "ct.h"
 #include "err.h"
+#include "hex.h"
 #include "ledger.h"
 #include "relay_book.h"
 #include "rmsg.h"
@@ -207,11 +208,17 @@ static int book_flag(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 		return book_pay(db, reader, x, body + RMSG_FLAG_LEN_NO_RECEIPT, now);
 	if (x->len != RMSG_FLAG_LEN_NO_RECEIPT)
 		return TB_E_SRV_RECEIPT;
+	/* Keyed by the token's nonce, not the reader's sequence: a flag is used once, so the
+	 * same nonce from another reader (or from another se) is a copied or rolled-back flag,
+	 * refused; from the same reader it is that reader's record sent again. */
 	memset(&ev, 0, sizeof(ev));
-	if ((r = ledger_key_reader(reader, x->seq, ev.key)) != 0)
+	memcpy(ev.key, "F:", 2);
+	if ((r = hex_encode(body, 16, HEX_PUBLIC, ev.key + 2, sizeof(ev.key) - 2)) != 0)
 		return r;
 	r = db->ops->history_find(db, ev.key, &old);
 	if (r == 0) {
+		if (old.reader != reader || !ct_eq(old.se, x->serial, sizeof(old.se)))
+			return TB_E_SRV_FLAG_REUSED;
 		x->status = RMSG_ST_REPLAY;
 		memcpy(x->info, "identity check", sizeof("identity check"));
 		return 0;

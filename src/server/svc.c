@@ -198,6 +198,7 @@ static void svc_stored(struct svc *v, const struct svc_io *io, const struct svc_
 	svc_tell_kind(v, io, v->op == SVC_OP_TICKET ? SVC_T_TICKET_ISSUED
 			     : v->op == SVC_OP_ARM  ? SVC_T_ARMED
 			     : v->op == SVC_OP_PERMIT ? SVC_T_PERMIT
+			     : v->op == SVC_OP_LOCK || v->op == SVC_OP_UNLOCK ? SVC_T_LOCK_APPLIED
 						      : SVC_T_FLAG_SET);
 }
 
@@ -492,6 +493,25 @@ static void svc_arm_start(struct svc *v, const struct svc_io *io, const struct s
 		c[9 + i] = (uint8_t)((uint64_t)until >> (24 - 8 * i));
 	}
 	v->cmd_n = 13;
+	svc_tell_kind(v, io, SVC_T_START);
+	svc_channel_start(v, io);
+}
+
+void svc_lock_start(struct svc *v, const struct svc_io *io, int lock, int64_t now_us)
+{
+	uint8_t *c = v->cmd;
+
+	if (v->state != SV_IDLE)
+		return;
+	v->op = lock ? SVC_OP_LOCK : SVC_OP_UNLOCK;
+	v->service = 0;
+	v->amount = 0;
+	v->t0_us = now_us;
+	c[0] = 0x80;
+	c[1] = lock ? 0x90 : 0x92;
+	c[2] = 0x00;
+	c[3] = 0x00;
+	v->cmd_n = 4;
 	svc_tell_kind(v, io, SVC_T_START);
 	svc_channel_start(v, io);
 }

@@ -24,7 +24,8 @@
 
 /* What a session's channel to the se is for. */
 enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3, SVC_OP_ARM = 4,
-	      SVC_OP_PERMIT = 5, SVC_OP_BACKUP = 6, SVC_OP_RESTORE = 7 };
+	      SVC_OP_PERMIT = 5, SVC_OP_BACKUP = 6, SVC_OP_RESTORE = 7, SVC_OP_LOCK = 8,
+	      SVC_OP_UNLOCK = 9 };
 
 /* SELECT's op byte (docs/protocol.md): the service's phone operation, use at a reader now
  * (flow 1: the server arms the relay), or a one-time relay permit (flows 2, 4, 5). */
@@ -141,6 +142,7 @@ enum svc_tell_kind {
 	SVC_T_RESP_UNEXPECTED, /* SE_RESP in no channel state: the session ends */
 	SVC_T_ARMED,           /* "service available: tap the reader" (+ MENU ready) */
 	SVC_T_PERMIT,          /* "permit stored" */
+	SVC_T_LOCK_APPLIED,    /* the portal's lock / unlock is in the se now */
 	SVC_T_RELAYED,         /* a reader's record booked: rec says which */
 	SVC_T_RELAY_REFUSED,   /* the reader channel refused: why */
 	SVC_T_BACKUP_STORED,   /* "backup stored (balance B, N tickets)" */
@@ -308,6 +310,10 @@ void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user);
 /* The phone's SELECT: sv NULL = no such service; has_sam: the server has a sam. */
 void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
 		int has_sam, int64_t now_s, int64_t now_us);
+/* A lock or unlock the portal asked for, applied at the se's next contact (after
+ * HELLO): LOCK 80 90 / UNLOCK 80 92 through the server's channel. An se that is locked
+ * already answers LOCK with 6A81: that counts as applied. */
+void svc_lock_start(struct svc *v, const struct svc_io *io, int lock, int64_t now_us);
 /* SELECT with its op byte (enum svc_select_op); svc_select is op 0. */
 void svc_select_op(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
 		   uint8_t op, int has_sam, int64_t now_s, int64_t now_us);
