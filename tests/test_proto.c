@@ -47,6 +47,9 @@ static const struct sample samples[] = {
 	{ PROTO_STAGE, "8050300008" "A0A1A2A3A4A5A6A7" "00" },
 	{ PROTO_STAGE, "8050000000" },
 	{ PROTO_STAGE, "8050300010" "000102030405060708090A0B0C0D0E0F" },
+	/* the portal's login link */
+	{ PROTO_PORTAL_REQ, "" },
+	{ PROTO_PORTAL_LINK, "68747470733A2F2F3132372E302E302E313A383434342F6C2F4142" },
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -194,7 +197,7 @@ static void test_extra_byte(void **state)
 		p[n] = 0x41;
 		rc = proto_decode(t, p, n + 1, &m);
 		if (t == PROTO_SE_APDU || t == PROTO_SE_RESP || t == PROTO_RELAY_UP ||
-		    t == PROTO_NOTICE || t == PROTO_ERROR ||
+		    t == PROTO_NOTICE || t == PROTO_ERROR || t == PROTO_PORTAL_LINK ||
 		    (t == PROTO_STAGE && n < PROTO_STAGE_MAX) ||
 		    (t == PROTO_RELAY_DOWN && p[4] == PROTO_RELAY_ANSWER)) {
 			assert_int_equal(rc, 0);
@@ -241,6 +244,9 @@ static const struct bad bads[] = {
 	{ PROTO_SELECT, "00000000" "01", TB_E_PROTO_FIELD },
 	{ PROTO_SELECT, "00000001" "01" "00", TB_E_LEFTOVER },
 	{ PROTO_STAGE, "", TB_E_PROTO_FIELD },
+	{ PROTO_PORTAL_REQ, "00", TB_E_LEFTOVER },
+	{ PROTO_PORTAL_LINK, "", TB_E_PROTO_FIELD },
+	{ PROTO_PORTAL_LINK, "68740A", TB_E_PROTO_TEXT },
 	{ PROTO_STAGE, "80503000", TB_E_PROTO_FIELD },
 	{ PROTO_STAGE, "8050300011" "000102030405060708090A0B0C0D0E0F10", TB_E_PROTO_FIELD },
 	{ PROTO_SE_APDU, "00000001" "80CA00", TB_E_PROTO_FIELD },
@@ -271,8 +277,8 @@ static const struct bad bads[] = {
 	{ PROTO_PONG, "010203040506070809", TB_E_LEFTOVER },
 	{ PROTO_BYE, "00", TB_E_LEFTOVER },
 	{ 0x00, "", TB_E_FRAME_TYPE },
-	{ 0x06, "", TB_E_FRAME_TYPE },
-	{ 0x88, "00", TB_E_FRAME_TYPE },
+	{ 0x07, "", TB_E_FRAME_TYPE },
+	{ 0x89, "00", TB_E_FRAME_TYPE },
 	{ 0xFF, "", TB_E_FRAME_TYPE },
 };
 
@@ -433,8 +439,10 @@ static void test_tables(void **state)
 		if (proto_type_name((uint8_t)t) != NULL)
 			assert_true(proto_srv_in[t] != 0 || proto_phone_in[t] != 0);
 	}
-	assert_int_equal(srv_types, 8);
-	assert_int_equal(phone_types, 10);
+	assert_int_equal(srv_types, 9);
+	assert_int_equal(phone_types, 11);
+	assert_int_equal(proto_srv_in[PROTO_PORTAL_REQ], 1);
+	assert_int_equal(proto_phone_in[PROTO_PORTAL_LINK], 257);
 	assert_int_equal(proto_srv_in[PROTO_SELECT], 6);
 	assert_int_equal(proto_phone_in[PROTO_STAGE], 22);
 	assert_int_equal(proto_srv_in[PROTO_STAGE], 0);

@@ -57,6 +57,7 @@ struct srvd {
 	size_t nsvc;
 	struct srvd_service svc[PROTO_MENU_MAX];
 	struct srv_svc_host host;  /* the phone sessions' services (io/srv_svc_io.h) */
+	struct portal_srv *portal; /* NULL: no portal (--portal off) */
 };
 
 static void srvd_notice(struct srv_session *s, const char *text)
@@ -145,6 +146,26 @@ static void srvd_hello(struct srv_session *s, const struct proto_hello *h, void 
 }
 
 /* The se's usage history, newest first, one page (a read: no batch, no confirmation). */
+/* A one-time portal login link for this phone's se, over its authenticated session (the
+ * link itself is the credential: it goes nowhere else and is never logged). */
+static void srvd_portal_link(struct srvd *d, struct srv_session *s)
+{
+	char url[PROTO_NOTICE_MAX + 1];
+	int rc;
+
+	if (d->portal == NULL) {
+		srvd_notice(s, "the portal is not open on this server");
+		return;
+	}
+	rc = portal_customer_link(d->portal, srv_session_serial(s), url, sizeof(url));
+	if (rc != 0) {
+		srvd_notice(s, "no portal link now, try again");
+		return;
+	}
+	srv_log(s, "portal_link", "ttl=%u", PORTAL_LINK_TTL_S);
+	(void)srv_send(s, PROTO_PORTAL_LINK, (const uint8_t *)url, strlen(url));
+}
+
 static void srvd_history(struct srvd *d, struct srv_session *s, const struct proto_history_req *q)
 {
 	static struct db_event ev[PROTO_HISTORY_MAX + 1];
@@ -183,6 +204,9 @@ static int srvd_frame(struct srv_session *s, const struct proto_msg *m, void *ar
 	switch (m->type) {
 	case PROTO_HISTORY_REQ:
 		srvd_history(d, s, &m->u.history_req);
+		break;
+	case PROTO_PORTAL_REQ:
+		srvd_portal_link(d, s);
 		break;
 	case PROTO_SELECT:
 		if (x == NULL) {
@@ -433,6 +457,7 @@ int cmd_server(int argc, char **argv)
 			fprintf(stderr, "tapbridge server: portal on %s: %s\n", portal, tb_strerror(rc));
 			goto out;
 		}
+		d.portal = web_portal;
 		printf("listening portal https://%s\n", bound);
 	}
 	fflush(stdout);

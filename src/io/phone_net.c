@@ -160,6 +160,9 @@ static void pn_act(struct phone_net *n, const struct ph_act *a)
 		m->type = PROTO_HISTORY_REQ;
 		m->u.history_req.max = (uint8_t)a->a;
 		break;
+	case PH_ACT_SRV_PORTAL_REQ:
+		m->type = PROTO_PORTAL_REQ;
+		break;
 	case PH_ACT_SRV_PING:
 	case PH_ACT_SRV_PONG:
 		m->type = a->kind == PH_ACT_SRV_PING ? PROTO_PING : PROTO_PONG;
@@ -236,6 +239,8 @@ static int pn_srv_frame(struct phone_net *n, uint8_t type, const uint8_t *p, siz
 		return ph_srv_history(&n->ph, m->u.history.more, n->recs, m->u.history.n);
 	case PROTO_NOTICE:
 		return ph_srv_notice(&n->ph, m->u.notice.p, m->u.notice.n);
+	case PROTO_PORTAL_LINK:
+		return ph_srv_portal_link(&n->ph, m->u.notice.p, m->u.notice.n);
 	case PROTO_ERROR:
 		return ph_srv_error(&n->ph, m->u.error.code, m->u.error.reason, m->u.error.n);
 	case PROTO_PING:

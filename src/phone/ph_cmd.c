@@ -119,6 +119,7 @@ static const struct verb verbs[] = {
 	{ "serve", PH_CMD_SERVE, 0, "serve SECONDS [TEXT-PREFIX]" },
 	{ "sleep", PH_CMD_SLEEP, 0, "sleep MS" },
 	{ "ping", PH_CMD_PING, 0, "ping [COUNT 1..10000]" },
+	{ "portal", PH_CMD_PORTAL, 0, "portal" },
 	{ "quit", PH_CMD_QUIT, 0, "quit" },
 };
 
@@ -379,6 +380,9 @@ static int start_server(struct ph *ph, const struct ph_cmd *c)
 	} else if (c->kind == PH_CMD_HISTORY) {
 		a.kind = PH_ACT_SRV_HISTORY_REQ;
 		a.a = c->arg;
+	} else if (c->kind == PH_CMD_PORTAL) {
+		a.kind = PH_ACT_SRV_PORTAL_REQ;
+		ph->notice_n = 0; /* a NOTICE now is the server saying no */
 	} else { /* PH_CMD_QUIT */
 		a.kind = PH_ACT_SRV_BYE;
 		ph->quit_sent = 1;
@@ -443,6 +447,7 @@ int ph_cmd_start(struct ph *ph, const struct ph_cmd *c)
 		return 0;
 	case PH_CMD_SELECT:
 	case PH_CMD_HISTORY:
+	case PH_CMD_PORTAL:
 		return start_server(ph, c);
 	case PH_CMD_QUIT:
 		if (!ph->srv_open) {
@@ -498,6 +503,10 @@ void ph_cmd_on_notice(struct ph *ph)
 		notice_claim(ph, ph->notice_n - 1);
 		ph_cmd_finish(ph, 1);
 		break;
+	case PH_CMD_PORTAL: /* the server has no link for us (no portal, or it failed) */
+		notice_claim(ph, ph->notice_n - 1);
+		ph_cmd_finish(ph, 0);
+		break;
 	case PH_CMD_WAIT_NOTICE:
 		if ((i = notice_find(ph, ph->cmd.text)) >= 0) {
 			notice_claim(ph, (size_t)i);
@@ -514,6 +523,21 @@ void ph_cmd_on_notice(struct ph *ph)
 	default:
 		break;
 	}
+}
+
+int ph_srv_portal_link(struct ph *ph, const uint8_t *url, size_t n)
+{
+	struct ph_line l;
+
+	if (url == NULL || n == 0 || n > PH_NOTICE_MAX)
+		return TB_E_INVAL;
+	ln_init(&l);
+	ln_str(&l, "portal link ");
+	ln_mem(&l, (const char *)url, n);
+	(void)ln_put(ph, &l);
+	if (ph->cmd_state == PH_CMD_RUNNING && ph->cmd.kind == PH_CMD_PORTAL)
+		ph_cmd_finish(ph, 1);
+	return 0;
 }
 
 void ph_cmd_on_history(struct ph *ph)
@@ -602,6 +626,7 @@ void ph_cmd_on_session_end(struct ph *ph)
 	case PH_CMD_HISTORY:
 	case PH_CMD_WAIT_NOTICE:
 	case PH_CMD_PING:
+	case PH_CMD_PORTAL:
 		fail(ph, "error: the session ended before the server answered", NULL);
 		break;
 	case PH_CMD_ARM:

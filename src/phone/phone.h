@@ -57,6 +57,7 @@ enum ph_act_kind {
 	PH_ACT_SRV_PING,        /* token */
 	PH_ACT_SRV_PONG,        /* token */
 	PH_ACT_SRV_BYE,
+	PH_ACT_SRV_PORTAL_REQ,  /* a one-time portal login link, please */
 	PH_ACT_SE_APDU,         /* data/n = a command APDU for the host interface */
 	PH_ACT_SE_POWER,        /* op = 00 off, 01 on, 02 reset */
 	PH_ACT_SE_RELAY_ANSWER, /* a = relay id, data/n = answer */
@@ -103,6 +104,7 @@ enum ph_cmd_kind {
 	PH_CMD_SERVE,       /* ms, text = prefix that ends it early (may be empty) */
 	PH_CMD_SLEEP,       /* ms */
 	PH_CMD_PING,        /* arg = round trips left (PING/PONG with the server) */
+	PH_CMD_PORTAL,      /* PORTAL_REQ: the portal's one-time login link */
 	PH_CMD_QUIT,
 };
 
@@ -208,6 +210,8 @@ int ph_srv_menu(struct ph *ph, const struct ph_menu_item *items, size_t n);
 int ph_srv_se_apdu(struct ph *ph, uint32_t seq, const uint8_t *apdu, size_t n);
 int ph_srv_relay_down(struct ph *ph, uint32_t relay, uint8_t status, const uint8_t *p, size_t n);
 int ph_srv_history(struct ph *ph, uint8_t more, const struct ph_hist_rec *recs, size_t n);
+/* PORTAL_LINK: the portal's one-time login URL (shown, then forgotten). */
+int ph_srv_portal_link(struct ph *ph, const uint8_t *url, size_t n);
 int ph_srv_notice(struct ph *ph, const uint8_t *text, size_t n);
 int ph_srv_error(struct ph *ph, uint16_t code, const uint8_t *reason, size_t n);
 int ph_srv_ping(struct ph *ph, const uint8_t token[8]);

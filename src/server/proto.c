@@ -21,6 +21,7 @@ const uint32_t proto_srv_in[FRAME_TYPES] = {
 	[PROTO_PING] = PROTO_N_PING,
 	[PROTO_PONG] = PROTO_N_PING,
 	[PROTO_BYE] = PROTO_N_BYE,
+	[PROTO_PORTAL_REQ] = PROTO_N_PORTAL_REQ,
 };
 
 const uint32_t proto_phone_in[FRAME_TYPES] = {
@@ -34,6 +35,7 @@ const uint32_t proto_phone_in[FRAME_TYPES] = {
 	[PROTO_NOTICE] = PROTO_N_NOTICE,
 	[PROTO_ERROR] = PROTO_N_ERROR,
 	[PROTO_STAGE] = PROTO_N_STAGE,
+	[PROTO_PORTAL_LINK] = PROTO_N_PORTAL_LINK,
 };
 
 struct proto_err_entry {
@@ -657,6 +659,8 @@ static const struct proto_codec proto_codecs[] = {
 	{ PROTO_NOTICE, "NOTICE", notice_msg_get, notice_msg_put },
 	{ PROTO_ERROR, "ERROR", error_msg_get, error_msg_put },
 	{ PROTO_STAGE, "STAGE", stage_msg_get, stage_msg_put },
+	{ PROTO_PORTAL_REQ, "PORTAL_REQ", bye_msg_get, bye_msg_put },     /* empty, as BYE */
+	{ PROTO_PORTAL_LINK, "PORTAL_LINK", notice_msg_get, notice_msg_put }, /* text */
 };
 
 static const struct proto_codec *proto_codec_of(uint8_t type)

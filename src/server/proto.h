@@ -45,6 +45,7 @@ enum proto_type {
 	PROTO_SE_RESP = 0x03,
 	PROTO_RELAY_UP = 0x04,
 	PROTO_HISTORY_REQ = 0x05,
+	PROTO_PORTAL_REQ = 0x06,
 	PROTO_PING = 0x40,
 	PROTO_PONG = 0x41,
 	PROTO_BYE = 0x42,
@@ -55,6 +56,7 @@ enum proto_type {
 	PROTO_NOTICE = 0x85,
 	PROTO_ERROR = 0x86,
 	PROTO_STAGE = 0x87,
+	PROTO_PORTAL_LINK = 0x88,
 };
 
 /* Largest N of each type (type byte + payload). */
@@ -73,6 +75,8 @@ enum proto_type {
 #define PROTO_N_NOTICE (1u + PROTO_NOTICE_MAX)                     /* 257 */
 #define PROTO_N_ERROR (1u + 2u + PROTO_REASON_MAX)                 /* 131 */
 #define PROTO_N_STAGE (1u + PROTO_STAGE_MAX)                       /* 22 */
+#define PROTO_N_PORTAL_REQ 1u
+#define PROTO_N_PORTAL_LINK (1u + PROTO_NOTICE_MAX)                /* 257: a URL, as text */
 
 /* The largest N each side reads: size its receive buffer for N - 1 payload bytes. */
 #define PROTO_SRV_IN_MAX PROTO_N_APDU   /* 1105 */
@@ -216,11 +220,11 @@ struct proto_msg {
 		struct proto_relay_down relay_down;
 		struct proto_history_req history_req;
 		struct proto_history history;
-		struct proto_text notice;
+		struct proto_text notice;            /* NOTICE, PORTAL_LINK */
 		struct proto_error error;
 		struct proto_ping ping;              /* PING, PONG */
 		struct proto_stage stage;
-	} u;                                 /* BYE: none */
+	} u;                                 /* BYE, PORTAL_REQ: none */
 };
 #define PROTO_MSG_SIZE_MAX 1600u
 
