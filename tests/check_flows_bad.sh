@@ -45,6 +45,14 @@ S2=5345000000000002     # a second se of the same deployment (flag clone target)
 
 # ------------------------------------------------------------------ helpers ---
 
+# se_guard WHERE: se 1 (the stack's se) must still run between the cases; when it does
+# not, say so with the end of its log (a crash must be seen, not hidden by later cases).
+se_guard() {
+	tb_alive "$TB_SE_PID" && return 0
+	notok "se 1 is gone $1: $(tail -n 5 "$TB_SE_LOG" 2>/dev/null | tr '\n' '|')"
+	return 1
+}
+
 # A port below the ephemeral range (32768..) that no socket uses in any state: the
 # many client connections of a run (and of other runs) cannot hold it.
 free_port() { tb_free_port; }
@@ -272,6 +280,7 @@ else
 fi
 
 # ------------------------------------------------------ 4: a cloned flag ---
+se_guard "before case 4"
 
 # The flag page (data page 7 of the se image, docs/se.md) of se 1 copied into se 2's image,
 # verbatim, then with the token's serial rewritten to se 2's.
@@ -311,6 +320,7 @@ else
 fi
 
 # ------------------------------------------------- 3: an se with wrong keys ---
+se_guard "before case 3"
 
 if start_se se-clone "$D2/se.img" "$TB_DEP/se-clone.link"; then
 	clone_port=$XSE_PORT clone_pid=$XSE_PID
@@ -332,6 +342,7 @@ else
 fi
 
 # ---------------------------------------------------- 2: a fake server ---
+se_guard "before case 2"
 
 tb_spawn sam2 sam2 "$TB_BIN" sam --socket "$D2/sam.sock" --keys "$D2/sam.keys" --kek-file "$D2/sam.kek"
 for i in $(seq 1 500); do [ -S "$D2/sam.sock" ] && break; sleep 0.02; done
@@ -378,6 +389,7 @@ else
 fi
 
 # --------------------------------------------------- 1: wrong reader keys ---
+se_guard "before case 1"
 
 # reader 7's key file with the reader <-> server keys of the other deployment.
 bad_keys=$TB_TMP/reader-7-wrong.keys
@@ -405,6 +417,7 @@ check "1 ... the ledger's purse is the se's balance (2527)" \
 	eval 'purse_is 2527 && balance_is 2527'
 
 # --------------------------------------------- 7: a phone changes a byte ---
+se_guard "before case 7"
 
 # fault AMOUNT READER_REGEX SERVER_REGEX BOOKED: after the faulted tap.
 fault_case() {
@@ -435,6 +448,7 @@ fault_case flip-relay-down=1 175 '^reader: server not authenticated' '' 0
 fault_case flip-relay-down=2 177 '^reader: server not authenticated' '' 1
 
 # ------------------------------------------- 8: a phone drops the relay ---
+se_guard "before case 8"
 
 drop_case() {
 	local f=$1 amount=$2 want=$3 nb=$(($(outbox) + 1)) tag="8 $1"
@@ -466,6 +480,7 @@ check "7/8 the ledger's purse is the se's balance ($BAL_END), the audit sums to 
 		"$TB_BIN" admin ledger --dir "$TB_DEP" --se "$S1" | grep -q "^sum 0$"'
 
 # ------------------------------------------------------ 6: a locked wallet ---
+se_guard "before case 6"
 # (last: only the server unlocks)
 
 if ph_run "$TB_GW_ADDR" "$TB_PIN" "$TB_DEP/se.link" "permit 1|$TB_RE_PERMIT" "arm 1|$TB_RE_ARMED" \

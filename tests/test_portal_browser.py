@@ -14,13 +14,9 @@ login link replayed, a cookie after sign-out, POSTs without or with another sess
 CSRF token, another se's history, wrong methods, an oversize body, path tricks, bad
 cookies, an expired link: each with its status, and the database unchanged.
 """
-import base64
-import fcntl
 import http.client
-import json
 import os
 import re
-import select
 import shutil
 import sqlite3
 import ssl
@@ -28,6 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "util"))
+from portal_browser import Browser, text_of  # noqa: E402  (tests/util/portal_browser.py)
 
 SRC, BIN = sys.argv[1], os.path.abspath(sys.argv[2])
 ART = os.path.join(os.path.dirname(BIN), "portal-artefacts")
@@ -53,150 +53,6 @@ def run(*args):
     if r.returncode != 0:
         raise RuntimeError("tapbridge %s: %s%s" % (" ".join(args), r.stdout, r.stderr))
     return r.stdout
-
-
-# ---------------------------------------------------------------- the browser ---
-
-class Browser:
-    """Chromium over --remote-debugging-pipe: fd 3 carries commands in, fd 4 answers
-    and events out, each a JSON text ended by a NUL."""
-
-    def __init__(self, exe, profile, log):
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
-        # out of the way of 3 and 4 before the child moves them there
-        hi_r = fcntl.fcntl(r_in, fcntl.F_DUPFD, 10)
-        hi_w = fcntl.fcntl(w_out, fcntl.F_DUPFD, 10)
-        os.close(r_in)
-        os.close(w_out)
-
-        def child():
-            os.dup2(hi_r, 3)
-            os.dup2(hi_w, 4)
-
-        self.p = subprocess.Popen(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             "--disable-extensions", "--hide-scrollbars", "--user-data-dir=" + profile,
-             "--ignore-certificate-errors", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=False, preexec_fn=child)
-        os.close(hi_r)
-        os.close(hi_w)
-        self.w, self.r, self.buf, self.n, self.events = w_in, r_out, b"", 0, []
-        target = self.cmd("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.s = self.cmd("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.cmd("Page.enable", session=True)
-        self.cmd("Emulation.setDeviceMetricsOverride",
-                 {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True}, session=True)
-
-    def _recv(self, timeout=20):
-        end = time.time() + timeout
-        while b"\0" not in self.buf:
-            left = end - time.time()
-            if left <= 0 or not select.select([self.r], [], [], left)[0]:
-                raise TimeoutError("chromium did not answer")
-            data = os.read(self.r, 1 << 20)
-            if not data:
-                raise EOFError("chromium closed the pipe")
-            self.buf += data
-        msg, self.buf = self.buf.split(b"\0", 1)
-        return json.loads(msg)
-
-    def cmd(self, method, params=None, session=False):
-        self.n += 1
-        m = {"id": self.n, "method": method, "params": params or {}}
-        if session:
-            m["sessionId"] = self.s
-        data = json.dumps(m).encode() + b"\0"
-        while data:
-            data = data[os.write(self.w, data):]
-        while True:
-            r = self._recv()
-            if r.get("id") == self.n:
-                if "error" in r:
-                    raise RuntimeError("%s: %s" % (method, r["error"]))
-                return r.get("result", {})
-            self.events.append(r)
-
-    def wait_load(self):
-        while True:
-            for i, e in enumerate(self.events):
-                if e.get("method") == "Page.loadEventFired":
-                    del self.events[i]
-                    return
-            self.events.append(self._recv())
-
-    def go(self, url):
-        self.events = []
-        self.cmd("Page.navigate", {"url": url}, session=True)
-        self.wait_load()
-
-    def url(self):
-        h = self.cmd("Page.getNavigationHistory", session=True)
-        return h["entries"][h["currentIndex"]]["url"]
-
-    def dom(self):
-        root = self.cmd("DOM.getDocument", {"depth": -1}, session=True)["root"]["nodeId"]
-        return self.cmd("DOM.getOuterHTML", {"nodeId": root}, session=True)["outerHTML"]
-
-    def node(self, selector):
-        root = self.cmd("DOM.getDocument", session=True)["root"]["nodeId"]
-        n = self.cmd("DOM.querySelector", {"nodeId": root, "selector": selector}, session=True)
-        if not n.get("nodeId"):
-            raise LookupError("no element " + selector)
-        return n["nodeId"]
-
-    def click(self, selector, loads=True):
-        n = self.node(selector)
-        self.cmd("DOM.scrollIntoViewIfNeeded", {"nodeId": n}, session=True)
-        q = self.cmd("DOM.getContentQuads", {"nodeId": n}, session=True)["quads"][0]
-        x, y = sum(q[0::2]) / 4, sum(q[1::2]) / 4
-        self.events = []
-        for kind in ("mousePressed", "mouseReleased"):
-            self.cmd("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
-                                                  "clickCount": 1}, session=True)
-        if loads:
-            self.wait_load()
-
-    def type(self, selector, text):
-        self.cmd("DOM.focus", {"nodeId": self.node(selector)}, session=True)
-        self.cmd("Input.insertText", {"text": text}, session=True)
-
-    def cookie(self, base):
-        for c in self.cmd("Network.getCookies", {"urls": [base]}, session=True)["cookies"]:
-            if c["name"] == "tbp":
-                return c
-        return None
-
-    def keep(self, name):
-        """Saves the DOM and a full-page screenshot 360 pixels wide; returns the DOM."""
-        html = self.dom()
-        with open(os.path.join(ART, name + ".html"), "w") as f:
-            f.write(html)
-        size = self.cmd("Page.getLayoutMetrics", session=True)["cssContentSize"]
-        shot = self.cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": 360, "height": min(max(size["height"], 740), 4000),
-                     "scale": 1}}, session=True)["data"]
-        with open(os.path.join(ART, name + ".png"), "wb") as f:
-            f.write(base64.b64decode(shot))
-        return html
-
-    def close(self):
-        try:
-            self.cmd("Browser.close")
-        except Exception:
-            pass
-        try:
-            self.p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-
-
-def text_of(html):
-    """The page's text, as a person reads it (tags dropped, entities kept escaped)."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", html))
 
 
 # ------------------------------------------------------------ plain HTTPS ---
@@ -324,8 +180,11 @@ def main():
                                         text=True).stdout:
         print("FAIL: `tapbridge server` has no --portal option (portal_start is not wired)")
         return 1
-    shutil.rmtree(ART, ignore_errors=True)
-    os.makedirs(ART)
+    # Only this test's own artefacts go (NN-name.*): test_portal_flows writes flows-* here.
+    os.makedirs(ART, exist_ok=True)
+    for f in os.listdir(ART):
+        if f[:2].isdigit() and f[2:3] == "-":
+            os.remove(os.path.join(ART, f))
     top = tempfile.mkdtemp(prefix="tb-portal-")
     dep, dbpath = os.path.join(top, "dep"), os.path.join(top, "dep", "srv.db")
     srv = browser = None
@@ -355,7 +214,7 @@ def main():
                 break
         if not ok(base is not None, "server listens for the portal"):
             return 1
-        browser = Browser(chromium, os.path.join(top, "profile"), log)
+        browser = Browser(chromium, os.path.join(top, "profile"), log, art=ART)
         browser_steps(browser, base, dep, dbpath)
         refusals(host, port, base, dep, dbpath, chromium, top, log)
     finally:

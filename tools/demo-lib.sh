@@ -10,7 +10,9 @@
 #
 # Tunables (environment): DELAY_MS (gateway delay each way, default 0), TB_LINK
 # (auto|pcsc|direct, default auto: pcscd when it can run, else the direct link),
-# TB_TAP_TIMEOUT (seconds a tap may take, default 20), TB_KEEP.
+# TB_TAP_TIMEOUT (seconds a tap may take, default 20), TB_KEEP, TB_SERVER_ARGS (more
+# `tapbridge server` flags, split at blanks; with `--portal HOST:PORT` the rig waits for
+# the portal too and sets TB_PORTAL_URL).
 
 TB_SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB_SRC=${TB_SRC:-$(cd "$TB_SELF_DIR/.." && pwd)}
@@ -313,12 +315,20 @@ tb_start_stack() {
 	done
 	[ -S "$TB_DEP/sam.sock" ] || { tb_err "the sam did not start: $(tail -n3 "$TB_LOG/sam.log")"; return 1; }
 
+	local sargs=()
+	read -r -a sargs <<<"${TB_SERVER_ARGS:-}"
 	tb_spawn server server "$TB_BIN" server --state "$TB_DEP/state" --listen 127.0.0.1:0 \
-		--http off --db "sqlite:$TB_DEP/srv.db" --sam "$TB_DEP/sam.sock"
+		--http off --db "sqlite:$TB_DEP/srv.db" --sam "$TB_DEP/sam.sock" "${sargs[@]}"
 	TB_SERVER_PID=$TB_LAST_PID
 	line=$(tb_wait_line "$TB_LOG/server.log" '^listening phones ' 20 0 "$TB_SERVER_PID") ||
 		{ tb_err "the server did not start: $(tail -n3 "$TB_LOG/server.log")"; return 1; }
 	TB_SERVER_ADDR=${line#listening phones }
+	TB_PORTAL_URL=""
+	if [[ " ${sargs[*]} " == *" --portal "* ]]; then
+		line=$(tb_wait_line "$TB_LOG/server.log" '^listening portal ' 20 0 "$TB_SERVER_PID") ||
+			{ tb_err "the portal did not start: $(tail -n3 "$TB_LOG/server.log")"; return 1; }
+		TB_PORTAL_URL=${line#listening portal }
+	fi
 
 	tb_spawn gateway gateway "$TB_BIN" gateway --listen 127.0.0.1:0 --to "$TB_SERVER_ADDR" \
 		--delay-ms "$TB_DELAY"
@@ -614,6 +624,51 @@ tb_flow_final() {
 	TB_FINAL_PHONE=$TB_PHONE_LOG
 }
 
+# tb_portal_shots OUTDIR: the phone asks for its portal link (`portal`) and headless
+# Chromium, a 390x844 phone screen (tests/util/portal_browser.py over the DevTools pipe),
+# signs in with it and saves OUTDIR/portal-home.png and OUTDIR/portal-history.png; their
+# paths go into the transcript. Without a portal, Chromium or python3 it says so and
+# returns 0: the screenshots are a bonus, never a failure of the flows.
+tb_portal_shots() {
+	local out=$1 exe="" link py=${TB_PYTHON:-python3} l n=0
+	tb_note "== the portal on a phone screen (the phone's one-time link in headless Chromium) =="
+	rm -f "$out/portal-home.png" "$out/portal-history.png"
+	if [ -z "${TB_PORTAL_URL:-}" ]; then
+		tb_note "the server runs without --portal: no portal screenshots"
+		return 0
+	fi
+	if [ -n "${CHROMIUM:-}" ] && [ -x "$CHROMIUM" ]; then exe=$CHROMIUM; else
+		exe=$(command -v chromium || command -v chromium-browser || command -v google-chrome)
+	fi
+	if [ -z "$exe" ]; then
+		tb_note "chromium not found: no portal screenshots"
+		return 0
+	fi
+	if ! command -v "$py" >/dev/null; then
+		tb_note "$py not found: no portal screenshots"
+		return 0
+	fi
+	if ! tb_have phone || ! tb_phone_session "portal|phone: (portal link|error)"; then
+		tb_note "no portal link from the phone (${TB_WHY:-phone not built}): no portal screenshots"
+		return 0
+	fi
+	link=$(grep -Eo 'portal link https://[^ ]+' "$TB_PHONE_LOG" | tail -n1)
+	link=${link#portal link }
+	if [ -z "$link" ]; then
+		tb_note "no portal link from the phone ($(tb_last_words "$TB_PHONE_LOG")): no portal screenshots"
+		return 0
+	fi
+	CHROMIUM=$exe "$py" "$TB_SRC/tests/util/portal_browser.py" shoot "$link" "$out" \
+		>"$TB_LOG/portal-shots.out" 2>"$TB_LOG/portal-shots.err"
+	while IFS= read -r l; do
+		[ -f "$l" ] || continue
+		tb_note "portal screenshot ($([ $n = 0 ] && echo wallet || echo history) page, 390x844 phone screen): $l"
+		n=$((n + 1))
+	done <"$TB_LOG/portal-shots.out"
+	[ $n -gt 0 ] || tb_note "no portal screenshots: $(tail -n1 "$TB_LOG/portal-shots.err" | cut -c1-160)"
+	return 0
+}
+
 # Every flow with the four services (TB_FLOWS: the order, default "3 1 2 4 5": flow 3
 # needs an se with no relay armed, and an armed relay stays armed until its expiry).
 # Results in TB_R_*; TB_SETUP_RES / TB_FINAL_RES for the phone-only sessions.
@@ -652,6 +707,8 @@ tb_render() {
 		who = $2; line = $0; sub(/^[^\t]*\t[^\t]*\t/, "", line)
 		if (who == "=") { if (line ~ /^== /) out(""); out(line); next }
 		if (who == "phone") {
+			# a used one-time link is no secret, but a transcript has no need of it
+			if (line ~ /^phone: portal link /) sub(/t=[0-9A-Fa-f]+/, "t=(one-time token)", line)
 			if (line ~ /^phone: /) out(line); else if (line !~ /^$/) out("phone (log): " line)
 			next
 		}

@@ -5,6 +5,9 @@
 # balances and usage history, the tap-phase round trips), saved as
 # demo-out/transcript.txt under the current directory. It stops everything it started.
 # DELAY_MS=N: the gateway holds every chunk N ms each way. TB_LINK=direct skips PC/SC.
+# After the flows the server's portal (--portal) is opened with the phone's one-time link in
+# headless Chromium at a phone's size: demo-out/portal-home.png and portal-history.png
+# (no Chromium: said in the transcript, not a failure). TB_SERVER_ARGS overrides the flags.
 # Exit 0 when every flow ran ok and nothing was left running.
 set -uo pipefail
 TB_WHO=demo
@@ -12,6 +15,7 @@ TB_WHO=demo
 
 bin=${1:-build/release/tapbridge}
 out_dir=$PWD/demo-out
+TB_SERVER_ARGS=${TB_SERVER_ARGS---portal 127.0.0.1:0}
 tb_init "$bin" || exit 1
 mkdir -p "$out_dir" || exit 1
 say() { echo "demo: $*" >&2; }
@@ -42,6 +46,8 @@ tb_start_stack || fail_early "the parties did not start (see above)"
 say "running the flows"
 tb_run_flows
 tb_books
+say "the portal on a phone screen (headless Chromium)"
+tb_portal_shots "$out_dir"
 
 say "stopping everything"
 tb_note "== stopping everything the demo started =="
@@ -68,6 +74,9 @@ rendered=$(tb_render)
 	echo
 	echo "== summary =="
 	tb_summary
+	shots=$(printf '%s\n' "$rendered" | grep -E 'portal screenshot|no portal screenshots' |
+		sed 's/^/portal: /')
+	printf '%s\n' "${shots:-portal: no portal screenshots}"
 } >"$out_dir/transcript.txt"
 cat "$out_dir/transcript.txt"
 say "transcript saved as $out_dir/transcript.txt"

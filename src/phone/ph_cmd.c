@@ -191,7 +191,7 @@ int ph_cmd_parse(const char *line, struct ph_cmd *out, char *why, size_t whylen)
 		return 0;
 	}
 	why_set(why, whylen, "unknown command (menu, use, permit, topup, select, arm, balance, "
-			     "history, lock, wait-notice, serve, sleep, ping, quit)", NULL);
+			     "history, lock, portal, wait-notice, serve, sleep, ping, quit)", NULL);
 	return TB_E_INVAL;
 }
 

@@ -404,12 +404,15 @@ int pt_wallet(struct pt_ctx *c)
 {
 	char since[PT_TIME_LEN];
 	struct db_se se;
-	int rc = c->db->ops->se_get(c->db, c->s->se, &se);
+	int rc;
+
+	/* the state texts are read from se only after the lookup filled it */
+	memset(&se, 0, sizeof(se));
+	if ((rc = c->db->ops->se_get(c->db, c->s->se, &se)) != 0)
+		return rc;
 	const struct pt_val v[] = { PV("state", pt_se_state(&se)), PV("cls", state_class(&se)),
 				    PV("csrf", c->csrf), PV("since", since) };
 
-	if (rc != 0)
-		return rc;
 	pt_time(se.pending_since, since);
 	rc = pt_page_open(c, "Lock or unlock");
 	if (rc == 0)
