@@ -317,7 +317,7 @@ def run(rig, b, dep, serial, base):
     d = b.keep("flows-d-history")
     rs = rows(d)
     ok(len(rs) > 1 and "Personal data deleted" in rs[1] and
-       any("Personal data read" in x and "reader 7" in x for x in rs),
+       any("Identity checked" in x and "reader 7" in x for x in rs),
        "d: the history shows the deletion (newest) and the identity check at reader 7",
        " | ".join(rs[:4]))
     b.go(base + "/personal")

@@ -179,7 +179,7 @@ const char *pt_kind_name(uint8_t kind)
 {
 	static const char *const names[] = {
 		"?", "Tap", "Top-up", "Payment", "Refund", "Lock", "Unlock", "Reported lost",
-		"Replacement", "Ticket issued", "Ticket used", "Order", "Personal data read",
+		"Replacement", "Ticket issued", "Ticket used", "Order", "Identity checked",
 		"Backup stored", "Balance moved", "Personal data deleted",
 	};
 

@@ -249,16 +249,18 @@ int pt_tickets(struct pt_ctx *c)
 
 /* ----------------------------------------------------------- history --- */
 
+/* Only money that moved in or out of the purse has an amount here: a ticket's count or
+ * an order's total is not money (the order's payment is its own Payment row). */
 static void amount_text(const struct db_event *e, char out[PT_NUM_LEN])
 {
 	if (e->amount == 0)
 		memcpy(out, "", 1);
 	else if (e->kind == DB_EV_PAY)
 		pt_dec("\xE2\x88\x92", e->amount, out); /* U+2212 minus */
-	else if (e->kind == DB_EV_TOPUP || e->kind == DB_EV_REFUND)
+	else if (e->kind == DB_EV_TOPUP || e->kind == DB_EV_REFUND || e->kind == DB_EV_MOVE)
 		pt_dec("+", e->amount, out);
 	else
-		pt_dec("", e->amount, out);
+		memcpy(out, "", 1);
 }
 
 static void reader_text(uint32_t reader, char out[PT_NUM_LEN])
