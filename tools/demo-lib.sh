@@ -257,12 +257,15 @@ tb_deploy() {
 		tb_admin service-add --dir "$TB_DEP" --id 3 --kind personal-auth --name id-check \
 			--price 1=500 &&
 		tb_admin service-add --dir "$TB_DEP" --id 4 --kind e-commerce --name shop \
-			--price 1=300 --price 2=450 --price 3=120 || return 1
+			--price 1=300 --price 2=450 --price 3=120 &&
+		tb_admin pauth-set --dir "$TB_DEP" --se "$TB_SE_SERIAL" --attr name=Hanako \
+			--attr age-over-20=yes --class 1 --visible age-over-20 || return 1
 	mkdir -m 700 "$TB_DEP/r7" "$TB_DEP/r8" || return 1
 	tb_note "deployment $TB_DEP: sam keys (development KEK), server certificate $TB_PIN,"
 	tb_note "  se $TB_SE_SERIAL personalised (server and reader key sets), readers 7 and 8,"
 	tb_note "  services 1 e-money \"purse\" (top-up 1000), 2 ticket \"transit\","
-	tb_note "  3 personal-auth \"id-check\" (offline limit 500), 4 e-commerce \"shop\" (1=300 2=450 3=120)"
+	tb_note "  3 personal-auth \"id-check\" (offline limit 500), 4 e-commerce \"shop\" (1=300 2=450 3=120);"
+	tb_note "  personal data of the se's owner: name, age-over-20 (readers of class 1 may see age-over-20)"
 	return 0
 }
 
@@ -604,6 +607,11 @@ tb_flow_4() {
 	tb_note "== flow 4: e-commerce checkout, service picked on the phone =="
 	tb_step 4 e-commerce 7 "order paid 750 at reader 7" "permit 4|$TB_RE_PERMIT" \
 		"arm 4|$TB_RE_ARMED" -- --app checkout --items 1:1:300,2:1:450 --flow-order offline-first
+	# The se's key was registered when the flag was set (flow 3): the server checks the
+	# se's proof and tells the reader only what its class may see.
+	tb_note "== flow 4: personal authentication online, service picked on the phone =="
+	tb_step 4 personal-auth 7 "reader 7: personal-auth recorded" "permit 3|$TB_RE_PERMIT" \
+		"arm 3|$TB_RE_ARMED" -- --app id --flow-order offline-first
 }
 
 tb_flow_5() {
