@@ -179,7 +179,7 @@ static void test_sizes(void **state)
 {
 	(void)state;
 	/* docs/sam.md states the slot size: 16384 sessions = 6.8 MB. */
-	assert_true(sizeof(struct sam_session) <= 416);
+	assert_true(sizeof(struct sam_session) <= 432);
 	assert_true(sizeof(struct sam_keystore) <= 2200);
 	assert_true(SAM_REPLY_FRAME_MAX < 66 * 1024);
 }
@@ -319,6 +319,7 @@ static void test_malformed_closes(void **state)
 		{ SAM_SCP_WRAP, { 0, 0, 0, 0, 0x80, 0xCA, 0, 0 }, 8, 0 },
 		{ SAM_SCP_UNWRAP, { 0, 0, 0, 0, 0x90, 0x00 }, 6, 0 },
 		{ SAM_SCP_CLOSE, { 0, 0, 0, 0 }, 4, 1 },
+		{ SAM_SCP_PUT_KEY, { 0, 0, 0, 0, 1, 0 }, 6, 1 },
 		{ SAM_SIGN, { 1, 'x' }, 2, 0 },
 		{ SAM_SEAL_BLOB, { 1, 'a', 'p' }, 3, 0 },
 		{ SAM_OPEN_BLOB, { 1, 'a' }, 2, 0 },
@@ -983,6 +984,255 @@ static void test_rotation(void **state)
 	sam_conn_close(&g_sam, &c);
 }
 
+/* ------------------------------------------------------------- re-keying --- */
+
+/* The card of serial holding role's set of the given version (the keys the sam derives). */
+static void sim_at(struct scp_sim *m, uint8_t role, uint8_t version, const uint8_t serial[8])
+{
+	const struct sam_key *k = sam_keys_find(&g_sam.ks, role, version);
+	struct scp_keys keys;
+
+	assert_non_null(k);
+	assert_int_equal(sam_div_device_keys(k, role, serial, &keys), 0);
+	assert_int_equal(scp_sim_init(m, 0x70, serial, isd_aid, sizeof(isd_aid), &keys, version), 0);
+	ct_wipe(&keys, sizeof(keys));
+}
+
+/* SCP_OPEN (kvn as given: 0, a version, SAM_KVN_CARD), the three-step handshake with the
+ * card at level: the handle of the open session. */
+static uint32_t pk_open(struct sam_conn *c, struct scp_sim *m, uint8_t role, uint8_t kvn,
+			uint8_t level)
+{
+	uint8_t b[600], resp[512];
+	struct reply r;
+	size_t rn;
+	uint32_t h;
+
+	expect_ok(c, SAM_SCP_OPEN, b, open_body(b, role, kvn, serial_a, level, 8, isd_aid,
+						 sizeof(isd_aid)), &r);
+	h = be32(r.body);
+	/* The card's choice: P1 00, and the reply names no version yet. */
+	assert_int_equal(r.body[7], kvn == SAM_KVN_CARD ? 0x00 : m->kvn);
+	assert_int_equal(r.body[4], kvn == SAM_KVN_CARD ? 0x00 : m->kvn);
+	assert_int_equal(scp_sim_apdu(m, r.body + 5, r.n - 5, resp, sizeof(resp), &rn), 0);
+	expect_ok(c, SAM_SCP_STEP, b, step_body(b, sizeof(b), h, resp, rn, NULL, 0), &r);
+	assert_int_equal(scp_sim_apdu(m, r.body + 3, r.n - 3, resp, sizeof(resp), &rn), 0);
+	assert_int_equal(m->auth_ok, 1);
+	expect_ok(c, SAM_SCP_STEP, b, step_body(b, sizeof(b), h, resp, rn, NULL, 0), &r);
+	assert_int_equal(r.body[0], SAM_SS_OPEN);
+	return h;
+}
+
+static size_t pk_body(uint8_t *b, uint32_t h, uint8_t family, uint8_t kvn)
+{
+	struct wr w = wr_init(b, 8);
+
+	(void)wr_u32be(&w, h);
+	(void)wr_u8(&w, family);
+	(void)wr_u8(&w, kvn);
+	return w.len;
+}
+
+/* The card's side of a PUT KEY: the wrapped command through the card role; the plain one
+ * must be 80 D8 old 81 Lc new || 3 AES key fields 00 whose keys decrypt under the card's
+ * static Key-DEK to `want` and whose KCVs are right. kcv gets the new KVN || KCVs. */
+static void pk_card_take(struct scp_sim *m, const uint8_t *wrapped, size_t wn, uint8_t old,
+			 uint8_t kvn, const struct scp_keys *want, uint8_t kcv[10])
+{
+	static const uint8_t ones[16] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	const uint8_t *wk[3] = { want->enc, want->mac, want->dek };
+	uint8_t plain[512], iv[16] = { 0 }, key[32], check[16];
+	struct scp_card_result res;
+	struct wr w = wr_init(plain, sizeof(plain));
+	size_t ctlen = want->len == 16 ? 16u : 32u, at = 6;
+
+	assert_int_equal(scp_card_command(&m->c, wrapped, wn, &res, &w), 0);
+	assert_int_equal(res.action, SCP_CARD_DELIVER);
+	assert_int_equal(res.level, 0x33);
+	assert_int_equal(w.len, 5 + 1 + 3 * (3 + ctlen + 4) + 1);
+	assert_int_equal(plain[0], 0x80);
+	assert_int_equal(plain[1], 0xD8);
+	assert_int_equal(plain[2], old);
+	assert_int_equal(plain[3], 0x81);
+	assert_int_equal(plain[4], w.len - 6);
+	assert_int_equal(plain[5], kvn);
+	assert_int_equal(plain[w.len - 1], 0x00);
+	kcv[0] = kvn;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(plain[at], 0x88);
+		assert_int_equal(plain[at + 1], 1 + ctlen);
+		assert_int_equal(plain[at + 2], want->len);
+		assert_int_equal(crypto_aes_cbc_decrypt(m->keys.dek, m->keys.len, iv, plain + at + 3,
+							ctlen, key), 0);
+		assert_true(ct_eq(key, wk[i], want->len));
+		assert_int_equal(plain[at + 3 + ctlen], 3);
+		assert_int_equal(crypto_aes_ecb_encrypt(wk[i], want->len, ones, check), 0);
+		assert_true(ct_eq(plain + at + 4 + ctlen, check, 3));
+		memcpy(kcv + 1 + 3 * i, check, 3);
+		at += 3 + ctlen + 4;
+	}
+	ct_wipe(key, sizeof(key));
+	ct_wipe(plain, sizeof(plain));
+}
+
+/* The card answers (data || SW, protected by its session); the sam's SCP_UNWRAP reply. */
+static void pk_card_answer(struct scp_sim *m, const uint8_t *ans, size_t an, uint8_t *resp,
+			   size_t *rn)
+{
+	struct wr w = wr_init(resp, 512);
+
+	assert_int_equal(scp_card_respond(&m->c, ans, an, &w), 0);
+	*rn = w.len;
+}
+
+static void want_keys(uint8_t family, uint8_t version, struct scp_keys *k)
+{
+	assert_int_equal(sam_div_device_keys(sam_keys_find(&g_sam.ks, family, version), family,
+					     serial_a, k), 0);
+}
+
+/* SCP_PUT_KEY: the se-reader then the se-server set of an se personalised before a
+ * rotation, through a channel opened with the KVN the card names; the card's answer
+ * checked by the sam (a wrong KCV closes the session, a bare SW passes); refusals. */
+static void test_put_key(void **state)
+{
+	uint8_t b[600], resp[512], kcv[10], ans[16];
+	struct scp_keys want;
+	struct scp_sim m;
+	struct sam_conn c;
+	struct reply r;
+	uint8_t f;
+	size_t rn;
+	uint32_t h;
+
+	(void)state;
+	teardown(NULL);
+	setup_caps(SAM_CAP_KEYS, NSLOTS);
+	hello(&c);
+	/* Nothing newer yet: refused, the channel stays open. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x11, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, 0, 0x33);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), TB_E_SAM_CURRENT);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x21), TB_E_SAM_CURRENT);
+	scp_roundtrip(&c, &m, h);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	f = SAM_FAM_SE_SERVER;
+	expect_ok(&c, SAM_ROTATE, &f, 1, &r);
+	f = SAM_FAM_SE_READER;
+	expect_ok(&c, SAM_ROTATE, &f, 1, &r);
+
+	/* The card still at 11: SCP_OPEN with the card's choice resolves to 11. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x11, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, SAM_KVN_CARD, 0x33);
+	/* The reader set 21 -> 22, keys under the session's (11) Key-DEK. */
+	expect_ok(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x21), &r);
+	assert_int_equal(r.body[0], 0x22);
+	assert_int_equal(r.body[1], 0x84);
+	want_keys(SAM_FAM_SE_READER, 0x22, &want);
+	pk_card_take(&m, r.body + 1, r.n - 1, 0x21, 0x22, &want, kcv);
+	ct_wipe(&want, sizeof(want));
+	memcpy(ans, kcv, 10);
+	ans[10] = 0x90;
+	ans[11] = 0x00;
+	pk_card_answer(&m, ans, 12, resp, &rn);
+	expect_ok(&c, SAM_SCP_UNWRAP, b, handle_body(b, sizeof(b), h, resp, rn), &r);
+	/* Only the verdict: 9000, authenticated, no data. */
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.body[0], 0x90);
+	assert_int_equal(r.body[2], 1);
+	/* The se-server set 11 -> 12; a bare error SW from the card passes, nothing kept. */
+	expect_ok(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), &r);
+	assert_int_equal(r.body[0], 0x12);
+	want_keys(SAM_FAM_SE_SERVER, 0x12, &want);
+	pk_card_take(&m, r.body + 1, r.n - 1, 0x11, 0x12, &want, kcv);
+	ans[0] = 0x6A;
+	ans[1] = 0x80;
+	pk_card_answer(&m, ans, 2, resp, &rn);
+	expect_ok(&c, SAM_SCP_UNWRAP, b, handle_body(b, sizeof(b), h, resp, rn), &r);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.body[0], 0x6A);
+	assert_int_equal(r.body[2], 0);
+	/* Again, and the card answers with one KCV byte wrong: ERROR, the session closes. */
+	expect_ok(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0x11), &r);
+	pk_card_take(&m, r.body + 1, r.n - 1, 0x11, 0x12, &want, kcv);
+	memcpy(ans, kcv, 10);
+	ans[5] ^= 0x01;
+	ans[10] = 0x90;
+	ans[11] = 0x00;
+	pk_card_answer(&m, ans, 12, resp, &rn);
+	expect_err(&c, SAM_SCP_UNWRAP, b, handle_body(b, sizeof(b), h, resp, rn), TB_E_SAM_KCV);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), TB_E_SCP_CLOSED);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	/* A right answer (new KVN, KCVs) is taken. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x11, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, SAM_KVN_CARD, 0x33);
+	expect_ok(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), &r);
+	pk_card_take(&m, r.body + 1, r.n - 1, 0x11, 0x12, &want, kcv);
+	memcpy(ans, kcv, 10);
+	ans[10] = 0x90;
+	ans[11] = 0x00;
+	pk_card_answer(&m, ans, 12, resp, &rn);
+	expect_ok(&c, SAM_SCP_UNWRAP, b, handle_body(b, sizeof(b), h, resp, rn), &r);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.body[2], 1);
+	/* The channel goes on. */
+	scp_roundtrip(&c, &m, h);
+	/* Refusals that leave the channel open: a set of another family's range, another
+	 * se-server set than the session's own. */
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x11), TB_E_INVAL);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x20), TB_E_INVAL);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0x13), TB_E_INVAL);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x22), TB_E_SAM_CURRENT);
+	scp_roundtrip(&c, &m, h);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	ct_wipe(&want, sizeof(want));
+	/* The card at the new version: the card's choice resolves to 12, nothing to replace. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x12, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, SAM_KVN_CARD, 0x33);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), TB_E_SAM_CURRENT);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	/* Without an R-MAC the answer proves nothing: refused. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x11, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, 0x11, 0x03);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0), TB_E_SCP_LEVEL);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	/* Only the server's sessions: an se-reader session is denied. */
+	sim_at(&m, SAM_FAM_SE_READER, 0x21, serial_a);
+	h = pk_open(&c, &m, SAM_FAM_SE_READER, 0x21, 0x33);
+	expect_err(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_READER, 0x21), TB_E_SAM_DENIED);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	/* The card's choice naming another role's set, or a retired version: no keys. */
+	sim_at(&m, SAM_FAM_SE_READER, 0x21, serial_a);
+	expect_ok(&c, SAM_SCP_OPEN, b, open_body(b, SAM_FAM_SE_SERVER, SAM_KVN_CARD, serial_a, 0x33,
+						  8, isd_aid, sizeof(isd_aid)), &r);
+	h = be32(r.body);
+	assert_int_equal(scp_sim_apdu(&m, r.body + 5, r.n - 5, resp, sizeof(resp), &rn), 0);
+	expect_err(&c, SAM_SCP_STEP, b, step_body(b, sizeof(b), h, resp, rn, NULL, 0), TB_E_SAM_KEY);
+	expect_err(&c, SAM_SCP_WRAP, b, handle_body(b, sizeof(b), h, cmd_get, sizeof(cmd_get)),
+		   TB_E_SCP_CLOSED);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	b[0] = SAM_FAM_SE_SERVER;
+	b[1] = 0x11;
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x11, serial_a);
+	expect_ok(&c, SAM_RETIRE, b, 2, &r);
+	expect_ok(&c, SAM_SCP_OPEN, b, open_body(b, SAM_FAM_SE_SERVER, SAM_KVN_CARD, serial_a, 0x33,
+						  8, isd_aid, sizeof(isd_aid)), &r);
+	h = be32(r.body);
+	assert_int_equal(scp_sim_apdu(&m, r.body + 5, r.n - 5, resp, sizeof(resp), &rn), 0);
+	expect_err(&c, SAM_SCP_STEP, b, step_body(b, sizeof(b), h, resp, rn, NULL, 0), TB_E_SAM_KEY);
+	expect_ok(&c, SAM_SCP_CLOSE, b, handle_body(b, sizeof(b), h, NULL, 0), &r);
+	/* Out of state (before the channel opened) and a family an se does not hold close. */
+	sim_at(&m, SAM_FAM_SE_SERVER, 0x12, serial_a);
+	expect_ok(&c, SAM_SCP_OPEN, b, open_body(b, SAM_FAM_SE_SERVER, 0, serial_a, 0x33, 8, NULL,
+						  0), &r);
+	h = be32(r.body);
+	expect_close(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_SE_SERVER, 0));
+	hello(&c);
+	h = pk_open(&c, &m, SAM_FAM_SE_SERVER, 0, 0x33);
+	expect_close(&c, SAM_SCP_PUT_KEY, b, pk_body(b, h, SAM_FAM_READER_SERVER, 0x31));
+	assert_int_equal(g_sam.used, 0);
+}
+
 /* The receipt as src/se/purse.c makes it, computed here from its definition. */
 static void test_receipt(void **state)
 {
@@ -1167,6 +1417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_derive_needs_perso, setup, teardown),
 		cmocka_unit_test(test_keyfile),

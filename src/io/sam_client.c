@@ -86,6 +86,15 @@ int sam_enc_scp_handle(struct wr *w, uint32_t handle, const uint8_t *apdu, size_
 	ENC_END;
 }
 
+int sam_enc_scp_put_key(struct wr *w, uint32_t handle, uint8_t family, uint8_t kvn)
+{
+	ENC_BEGIN;
+	ENC(wr_u32be(w, handle));
+	ENC(wr_u8(w, family));
+	ENC(wr_u8(w, kvn));
+	ENC_END;
+}
+
 int sam_enc_sign(struct wr *w, uint8_t domain, const uint8_t *msg, size_t n)
 {
 	ENC_BEGIN;

@@ -46,6 +46,9 @@ int sam_enc_scp_step(struct wr *w, uint32_t handle, const uint8_t *resp, size_t 
 		     const uint8_t *cmd, size_t cn);
 /* SCP_WRAP (a plain command), SCP_UNWRAP (a protected response), SCP_CLOSE (n = 0). */
 int sam_enc_scp_handle(struct wr *w, uint32_t handle, const uint8_t *apdu, size_t n);
+/* SCP_PUT_KEY: replace the device's set kvn of family (SE_SERVER: 0 = the session's own)
+ * with the family's current version; the reply is new-kvn(1) || the wrapped PUT KEY. */
+int sam_enc_scp_put_key(struct wr *w, uint32_t handle, uint8_t family, uint8_t kvn);
 int sam_enc_sign(struct wr *w, uint8_t domain, const uint8_t *msg, size_t n);
 /* SEAL_BLOB (data = plaintext) and OPEN_BLOB (data = sealed blob). */
 int sam_enc_blob(struct wr *w, const uint8_t *id, size_t idn, const uint8_t *data, size_t n);

@@ -113,12 +113,12 @@ static void svc_decode(uint8_t kind, int err, const uint8_t *b, size_t n,
 	r->err = err;
 	if (err != 0)
 		return;
-	if (kind == SVC_SAM_OPEN || kind == SVC_SAM_R_OPEN) {
+	if (kind == SVC_SAM_OPEN || kind == SVC_SAM_R_OPEN || kind == SVC_SAM_RK_OPEN) {
 		r->err = sam_dec_scp_open(b, n, &o);
 		r->handle = o.handle;
 		r->apdu = o.apdu;
 		r->apdu_n = o.n;
-	} else if (kind == SVC_SAM_STEP1 || kind == SVC_SAM_R_STEP1) {
+	} else if (kind == SVC_SAM_STEP1 || kind == SVC_SAM_R_STEP1 || kind == SVC_SAM_RK_STEP1) {
 		r->err = sam_dec_scp_step(b, n, &st);
 		if (r->err == 0 && st.state != SAM_SS_EA_SPEC)
 			r->err = TB_E_INTERNAL;
@@ -126,7 +126,7 @@ static void svc_decode(uint8_t kind, int err, const uint8_t *b, size_t n,
 		r->ea_n = st.ea_n;
 		r->wrapped = st.wrapped;
 		r->wrapped_n = st.wrapped_n;
-	} else if (kind == SVC_SAM_UNWRAP || kind == SVC_SAM_R_UNWRAP) {
+	} else if (kind == SVC_SAM_UNWRAP || kind == SVC_SAM_R_UNWRAP || kind == SVC_SAM_RK_UNWRAP) {
 		r->err = sam_dec_scp_unwrap(b, n, &u);
 		r->sw = u.sw;
 		r->authenticated = u.authenticated;
@@ -170,6 +170,13 @@ static int svc_encode(const struct svc_sam_req *rq, struct wr *w, uint8_t *type)
 		*type = SAM_SCP_OPEN;
 		return sam_enc_scp_open(w, SAM_FAM_SE_SERVER, 0, rq->serial, 0x33, SVC_CHALLENGE_LEN,
 					se_wallet_aid, SE_WALLET_AID_LEN);
+	case SVC_SAM_RK_OPEN: /* the se names its KVN; rq->data: the ISD's aid */
+		*type = SAM_SCP_OPEN;
+		return sam_enc_scp_open(w, SAM_FAM_SE_SERVER, SAM_KVN_CARD, rq->serial, 0x33,
+					SVC_CHALLENGE_LEN, rq->data, rq->n);
+	case SVC_SAM_PUT_KEY:
+		*type = SAM_SCP_PUT_KEY;
+		return sam_enc_scp_put_key(w, rq->handle, rq->family, rq->kvn);
 	case SVC_SAM_R_OPEN:
 		*type = SAM_SCP_OPEN;
 		return sam_enc_scp_open_given(w, SAM_FAM_READER_SERVER, 0, rq->serial, 0x33, rq->data,
@@ -179,11 +186,14 @@ static int svc_encode(const struct svc_sam_req *rq, struct wr *w, uint8_t *type)
 		return sam_enc_scp_handle(w, rq->handle, rq->data, rq->n);
 	case SVC_SAM_STEP1:
 	case SVC_SAM_STEP2:
+	case SVC_SAM_RK_STEP1:
+	case SVC_SAM_RK_STEP2:
 	case SVC_SAM_R_STEP1:
 	case SVC_SAM_R_STEP2:
 		*type = SAM_SCP_STEP;
 		return sam_enc_scp_step(w, rq->handle, rq->data, rq->n, rq->cmd, rq->cmd_n);
 	case SVC_SAM_UNWRAP:
+	case SVC_SAM_RK_UNWRAP:
 	case SVC_SAM_R_UNWRAP:
 		*type = SAM_SCP_UNWRAP;
 		return sam_enc_scp_handle(w, rq->handle, rq->data, rq->n);
@@ -314,6 +324,13 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 	case SVC_T_OP_RULE:
 		(void)snprintf(text, sizeof(text), "err=%d", t->rc);
 		svc_log(v, s, "refused", text);
+		return;
+	case SVC_T_REKEY_START:
+		srv_log(s, "rekey_start", "op=%s", svc_op_log[v->op]);
+		return;
+	case SVC_T_REKEYED: /* the se's key versions: public, like the KVN in a receipt */
+		srv_log(s, "rekey_done", "server=%02X>%02X reader=%02X>%02X us=%lld", v->rk_server,
+			v->rk_new_server, v->rk_reader, v->rk_new_reader, us);
 		return;
 	case SVC_T_OP_LOST:
 		(void)snprintf(text, sizeof(text), "err=%d", t->rc);

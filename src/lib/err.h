@@ -99,6 +99,8 @@
 	X(TB_E_VAULT_NO_LOST,   -282, "this se replaces no lost se") \
 	X(TB_E_VAULT_NO_BACKUP, -283, "no backup of the lost se") \
 	X(TB_E_VAULT_BLOB,      -284, "backup blob malformed or of another se") \
+	X(TB_E_SAM_CURRENT,     -290, "the device's key set is at its family's current version already") \
+	X(TB_E_SAM_KCV,         -291, "the card's PUT KEY answer (new KVN, key check values) does not match") \
 	X(TB_E_PORTAL_LINK,     -270, "portal login link malformed, expired, used or from before a restart") \
 	X(TB_E_PORTAL_SESSION,  -271, "portal session unknown, logged out or timed out") \
 	X(TB_E_PORTAL_CSRF,     -272, "portal form without the session's CSRF token") \

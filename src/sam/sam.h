@@ -8,7 +8,8 @@
  * Conventions: 0 or a negative TB_E_* (err.h). Key material lives only in struct
  * sam_keystore and in the sessions' struct scp_host, is wiped on every path that drops
  * it, and leaves the core only through DERIVE_DEVICE_KEYS (device keys, never a master,
- * and only with SAM_CAP_PERSO) and sam_keyfile_seal() (encrypted). */
+ * and only with SAM_CAP_PERSO), SCP_PUT_KEY (device keys encrypted under the device's own
+ * Key-DEK, inside a wrapped command) and sam_keyfile_seal() (encrypted). */
 #ifndef TB_SAM_H
 #define TB_SAM_H
 
@@ -37,6 +38,7 @@ enum sam_req_type {
 	SAM_SCP_WRAP = 0x12,
 	SAM_SCP_UNWRAP = 0x13,
 	SAM_SCP_CLOSE = 0x14,
+	SAM_SCP_PUT_KEY = 0x15,
 	SAM_SIGN = 0x20,
 	SAM_SEAL_BLOB = 0x21,
 	SAM_OPEN_BLOB = 0x22,
@@ -58,6 +60,13 @@ enum sam_req_type {
 #define SAM_BLOB_FORMAT 0x01u
 #define SAM_BLOB_OVERHEAD (2u + CRYPTO_GCM_IV_LEN + CRYPTO_GCM_TAG_LEN)
 #define SAM_RECEIPT_BODY_MAX 64u
+/* SCP_OPEN kvn: INITIALIZE UPDATE with P1 00, the key set resolved from the KVN the card
+ * names in its answer (a version of the role the sam holds). */
+#define SAM_KVN_CARD 0xFFu
+/* SCP_PUT_KEY: the plain PUT KEY command (80 D8 P1 81 Lc new-KVN 3 x AES key field 00) at
+ * its longest (32-byte keys), and the card's answer the sam checks (new KVN || 3 KCVs). */
+#define SAM_PUT_KEY_CMD_MAX (5u + 1u + 3u * (3u + 32u + 4u) + 1u)
+#define SAM_PUT_KEY_ANSWER (1u + 3u * 3u)
 #define SAM_PUB_LEN CRYPTO_P256_PUB_LEN
 #define SAM_SIG_LEN CRYPTO_P256_SIG_LEN
 
@@ -195,11 +204,14 @@ enum sam_sess_state {
 	SAM_SS_OPEN,         /* authenticated: SCP_WRAP */
 	SAM_SS_DUE,          /* a wrapped command awaits SCP_UNWRAP */
 	SAM_SS_CLOSED,       /* a security failure: TB_E_SCP_CLOSED until SCP_CLOSE */
+	SAM_SS_KEY_DUE,      /* a wrapped PUT KEY awaits SCP_UNWRAP (its answer is checked) */
 };
 
-/* One slot of the session table (sizeof checked by a test: 416 bytes on LP64). */
+/* One slot of the session table (sizeof checked by a test: 432 bytes on LP64). */
 struct sam_session {
 	struct scp_host h;
+	uint8_t serial[SAM_SERIAL_LEN];   /* the device's: keys resolved after SCP_OPEN */
+	uint8_t expect[SAM_PUT_KEY_ANSWER]; /* KEY_DUE: what the card must answer */
 	uint32_t owner;      /* the owning connection's id; 0 = free */
 	uint32_t gen;        /* bumped on every free: stale handles do not match */
 	uint32_t next;       /* owner's list, or the free list */

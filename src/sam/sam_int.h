@@ -30,6 +30,18 @@ int sam_h_scp_step(struct sam_call *k);
 int sam_h_scp_wrap(struct sam_call *k);
 int sam_h_scp_unwrap(struct sam_call *k);
 int sam_h_scp_close(struct sam_call *k);
+int sam_h_scp_put_key(struct sam_call *k);
+
+/* sam_scp.c, for sam_putkey.c: the session the next 4 request bytes name (TB_E_SAM_PROTO
+ * when this connection owns none), and a session's end after a security failure. */
+int sam_scp_take(struct sam_call *k, struct sam_session **ss);
+void sam_scp_fail(struct sam_session *ss);
+/* sam_putkey.c: the keys of the version the card named in its INITIALIZE UPDATE answer
+ * (SCP_OPEN kvn SAM_KVN_CARD) into ss->h before the answer is processed; the card's answer
+ * to a PUT KEY (plain data in out from data_at) checked against ss->expect. */
+int sam_scp_card_keys(struct sam *s, struct sam_session *ss, const uint8_t *resp, size_t rn);
+int sam_putkey_check(struct sam_session *ss, const struct scp_resp *info, struct wr *out,
+		     size_t data_at);
 
 int sam_h_sign(struct sam_call *k);
 int sam_h_seal_blob(struct sam_call *k);

@@ -50,6 +50,8 @@ static const struct sam_req_def sam_reqs[] = {
 	{ SAM_SCP_UNWRAP, "SCP_UNWRAP", ID + 4, APDU_REQ_MAX, ID + 3 + SAM_APDU_MAX, READY, 0,
 	  sam_h_scp_unwrap },
 	{ SAM_SCP_CLOSE, "SCP_CLOSE", ID + 4, ID + 4, ID, READY, 0, sam_h_scp_close },
+	{ SAM_SCP_PUT_KEY, "SCP_PUT_KEY", ID + 6, ID + 6,
+	  ID + 1 + SAM_PUT_KEY_CMD_MAX + SAM_WRAP_OVERHEAD, READY, 0, sam_h_scp_put_key },
 	{ SAM_SIGN, "SIGN", ID + 1, ID + 1 + SAM_SIGN_MSG_MAX, ID + 1 + SAM_SIG_LEN, READY, 0,
 	  sam_h_sign },
 	{ SAM_SEAL_BLOB, "SEAL_BLOB", ID + 2, ID + 1 + SAM_BLOB_ID_MAX + SAM_BLOB_MAX,

@@ -17,7 +17,7 @@
 static const uint8_t sw_ok[2] = { 0x90, 0x00 };
 
 /* The session named by the next 4 request bytes, owned by this connection. */
-static int take_session(struct sam_call *k, struct sam_session **ss)
+int sam_scp_take(struct sam_call *k, struct sam_session **ss)
 {
 	uint32_t handle;
 
@@ -27,13 +27,15 @@ static int take_session(struct sam_call *k, struct sam_session **ss)
 	return *ss != NULL ? 0 : TB_E_SAM_PROTO;
 }
 
-static void sess_fail(struct sam_session *ss)
+void sam_scp_fail(struct sam_session *ss)
 {
 	scp_host_close(&ss->h);
 	ss->state = SAM_SS_CLOSED;
 }
 
-/* role(1) kvn(1) serial(8) level(1) challenge length(1) aid length(1) aid */
+/* role(1) kvn(1) serial(8) level(1) challenge length(1) aid length(1) aid. kvn 0 = the
+ * role's current version; SAM_KVN_CARD = the one the card names (INITIALIZE UPDATE P1 00):
+ * the keys are diversified at SCP_STEP, from the serial kept in the session. */
 int sam_h_scp_open(struct sam_call *k)
 {
 	uint8_t role, kvn, level, chlen, aid_len, challenge[SCP_S16];
@@ -61,7 +63,7 @@ int sam_h_scp_open(struct sam_call *k)
 	if ((aid_len != 0 && rd_bytes(&k->req, aid_len, &aid)) ||
 	    (given && rd_bytes(&k->req, chlen, &given_ch)) || rd_end(&k->req))
 		return TB_E_SAM_PROTO;
-	if ((m = sam_keys_find(&k->s->ks, role, kvn)) == NULL)
+	if ((m = sam_keys_find(&k->s->ks, role, kvn == SAM_KVN_CARD ? 0 : kvn)) == NULL)
 		return TB_E_SAM_KEY;
 	if (!scp_level_valid(level))
 		return TB_E_SCP_LEVEL;
@@ -72,15 +74,19 @@ int sam_h_scp_open(struct sam_call *k)
 	cfg.keys = &keys;
 	cfg.host_challenge = challenge;
 	cfg.host_challenge_len = chlen;
-	cfg.kvn = m->version;
+	cfg.kvn = kvn == SAM_KVN_CARD ? 0x00 : m->version;
 	cfg.level = level;
 	cfg.mode = chlen == SCP_S16 ? SCP_MODE_S16 : SCP_MODE_S8;
 	cfg.aid = aid;
 	cfg.aid_len = aid_len;
-	if ((rc = sam_div_device_keys(m, role, serial, &keys)) == 0 &&
+	/* The card's choice: a placeholder of the right length until its answer names the
+	 * version (sam_scp_card_keys replaces it before anything is derived from it). */
+	memset(&keys, 0, sizeof(keys));
+	keys.len = m->dev_keylen;
+	if ((rc = kvn == SAM_KVN_CARD ? 0 : sam_div_device_keys(m, role, serial, &keys)) == 0 &&
 	    (rc = given ? (memcpy(challenge, given_ch, chlen), 0) : crypto_random(challenge, chlen)) == 0 &&
 	    (rc = wr_u32be(k->out, sam_sess_handle(k->s, ss))) == 0 &&
-	    (rc = wr_u8(k->out, m->version)) == 0)
+	    (rc = wr_u8(k->out, cfg.kvn)) == 0)
 		rc = scp_host_begin(&ss->h, &cfg, k->out);
 	ct_wipe(&keys, sizeof(keys));
 	if (rc != 0) {
@@ -89,6 +95,7 @@ int sam_h_scp_open(struct sam_call *k)
 	}
 	ss->state = SAM_SS_WAIT_IU;
 	ss->role = role;
+	memcpy(ss->serial, serial, SAM_SERIAL_LEN);
 	return 0;
 }
 
@@ -98,10 +105,12 @@ static int step_iu(struct sam_call *k, struct sam_session *ss, const uint8_t *re
 		   const uint8_t *cmd, size_t cn, uint8_t *ea_len)
 {
 	size_t start = k->out->len;
-	int rc;
+	int rc = 0;
 
-	if ((rc = scp_host_init_update(&ss->h, resp, rn, k->out)) != 0) {
-		sess_fail(ss);
+	/* KVN 0 asked: the keys of the version the card names (or the session fails). */
+	if ((ss->h.kvn == 0 && (rc = sam_scp_card_keys(k->s, ss, resp, rn)) != 0) ||
+	    (rc = scp_host_init_update(&ss->h, resp, rn, k->out)) != 0) {
+		sam_scp_fail(ss);
 		return rc;
 	}
 	ea_len[0] = (uint8_t)((k->out->len - start) >> 8);
@@ -114,7 +123,7 @@ static int step_iu(struct sam_call *k, struct sam_session *ss, const uint8_t *re
 	 * the expected answer and checking the real one later (EA_SPEC) is exact. */
 	if ((rc = scp_host_ext_auth(&ss->h, sw_ok, sizeof(sw_ok))) != 0 ||
 	    (rc = scp_host_wrap(&ss->h, cmd, cn, k->out)) != 0) {
-		sess_fail(ss);
+		sam_scp_fail(ss);
 		return rc;
 	}
 	ss->state = SAM_SS_EA_SPEC;
@@ -129,7 +138,7 @@ static int step_ea(struct sam_call *k, struct sam_session *ss, const uint8_t *re
 
 	if ((rc = scp_host_ext_auth(&ss->h, resp, rn)) != 0 ||
 	    (cn > 0 && (rc = scp_host_wrap(&ss->h, cmd, cn, k->out)) != 0)) {
-		sess_fail(ss);
+		sam_scp_fail(ss);
 		return rc;
 	}
 	ss->state = cn > 0 ? SAM_SS_DUE : SAM_SS_OPEN;
@@ -147,7 +156,7 @@ static int step_ea_spec(struct sam_session *ss, const uint8_t *resp, size_t rn)
 	else if (r.sw != SW_OK)
 		rc = TB_E_SCP_SW;
 	if (rc != 0) {
-		sess_fail(ss);
+		sam_scp_fail(ss);
 		return rc;
 	}
 	ss->state = SAM_SS_DUE;
@@ -164,7 +173,7 @@ int sam_h_scp_step(struct sam_call *k)
 	size_t cn;
 	int rc;
 
-	if ((rc = take_session(k, &ss)) != 0)
+	if ((rc = sam_scp_take(k, &ss)) != 0)
 		return rc;
 	if (rd_u16be(&k->req, &rn) || rn > SAM_APDU_MAX || rd_bytes(&k->req, rn, &resp))
 		return TB_E_SAM_PROTO;
@@ -197,7 +206,7 @@ int sam_h_scp_wrap(struct sam_call *k)
 	size_t cn;
 	int rc;
 
-	if ((rc = take_session(k, &ss)) != 0)
+	if ((rc = sam_scp_take(k, &ss)) != 0)
 		return rc;
 	cn = rd_left(&k->req);
 	if (cn > SAM_APDU_MAX || (cn > 0 && rd_bytes(&k->req, cn, &cmd)))
@@ -223,14 +232,14 @@ int sam_h_scp_unwrap(struct sam_call *k)
 	size_t rn;
 	int rc;
 
-	if ((rc = take_session(k, &ss)) != 0)
+	if ((rc = sam_scp_take(k, &ss)) != 0)
 		return rc;
 	rn = rd_left(&k->req);
 	if (rn > SAM_APDU_MAX || (rn > 0 && rd_bytes(&k->req, rn, &resp)))
 		return TB_E_SAM_PROTO;
 	if (ss->state == SAM_SS_CLOSED)
 		return TB_E_SCP_CLOSED;
-	if (ss->state != SAM_SS_DUE)
+	if (ss->state != SAM_SS_DUE && ss->state != SAM_SS_KEY_DUE)
 		return TB_E_SAM_PROTO;
 	if (wr_reserve(k->out, 3, &fixed) != 0)
 		return TB_E_NOSPACE;
@@ -240,6 +249,10 @@ int sam_h_scp_unwrap(struct sam_call *k)
 		return rc;
 	}
 	k->out->len -= 2; /* SW1 SW2 travel in the fixed part */
+	/* A PUT KEY's answer: checked here, only the verdict goes back. */
+	if (ss->state == SAM_SS_KEY_DUE &&
+	    (rc = sam_putkey_check(ss, &info, k->out, (size_t)(fixed - k->out->p) + 3)) != 0)
+		return rc;
 	fixed[0] = (uint8_t)(info.sw >> 8);
 	fixed[1] = (uint8_t)info.sw;
 	fixed[2] = info.authenticated ? 1 : 0;
@@ -253,7 +266,7 @@ int sam_h_scp_close(struct sam_call *k)
 	struct sam_session *ss;
 	int rc;
 
-	if ((rc = take_session(k, &ss)) != 0)
+	if ((rc = sam_scp_take(k, &ss)) != 0)
 		return rc;
 	if (rd_end(&k->req) != 0)
 		return TB_E_SAM_PROTO;

@@ -114,6 +114,8 @@ void sam_sess_free(struct sam *s, struct sam_conn *c, struct sam_session *ss)
 	if (ss->next != SAM_NONE)
 		s->slots[ss->next].prev = ss->prev;
 	ct_wipe(&ss->h, sizeof(ss->h));
+	ct_wipe(ss->serial, sizeof(ss->serial));
+	ct_wipe(ss->expect, sizeof(ss->expect));
 	ss->gen++;
 	ss->owner = 0;
 	ss->state = SAM_SS_FREE;

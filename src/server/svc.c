@@ -102,7 +102,7 @@ void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw)
 	io->tell(v, &t);
 }
 
-static int svc_send_apdu(struct svc *v, const struct svc_io *io, const uint8_t *apdu, size_t n)
+int svc_send_apdu(struct svc *v, const struct svc_io *io, const uint8_t *apdu, size_t n)
 {
 	return io->apdu(v, ++v->seq, apdu, n);
 }
@@ -357,6 +357,9 @@ static const svc_reply_fn svc_replies[SVC_SAM_KINDS] = {
 	[SVC_SAM_VERIFY] = svc_on_verify, [SVC_SAM_SIGN] = svc_on_sign,
 	[SVC_SAM_WRAP] = svc_on_wrap,     [SVC_SAM_SEAL] = svc_on_seal,
 	[SVC_SAM_OPENBLOB] = svc_on_openblob,
+	[SVC_SAM_RK_OPEN] = svc_rk_on_open,   [SVC_SAM_RK_STEP1] = svc_rk_on_step1,
+	[SVC_SAM_RK_STEP2] = svc_rk_on_step2, [SVC_SAM_RK_UNWRAP] = svc_rk_on_unwrap,
+	[SVC_SAM_PUT_KEY] = svc_rk_on_put_key,
 };
 
 int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
@@ -371,7 +374,7 @@ int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
 	if (svc_live(v, io)) {
 		if (fn != NULL)
 			fn(v, io, r);
-	} else if (kind == SVC_SAM_OPEN && r->err == 0) {
+	} else if ((kind == SVC_SAM_OPEN || kind == SVC_SAM_RK_OPEN) && r->err == 0) {
 		/* opened for a phone that left meanwhile: close it at once */
 		v->handle = r->handle;
 		v->has_handle = 1;
@@ -503,6 +506,7 @@ void svc_lock_start(struct svc *v, const struct svc_io *io, int lock, int64_t no
 
 	if (v->state != SV_IDLE)
 		return;
+	v->rekeyed = 0;
 	v->op = lock ? SVC_OP_LOCK : SVC_OP_UNLOCK;
 	v->service = 0;
 	v->amount = 0;
@@ -533,6 +537,7 @@ void svc_select_op(struct svc *v, const struct svc_io *io, const struct svc_offe
 		svc_tell_kind(v, io, SVC_T_BUSY);
 		return;
 	}
+	v->rekeyed = 0;
 	if ((op == SVC_SEL_BACKUP || op == SVC_SEL_RESTORE) && has_sam)
 		svc_vault_start(v, io, sv, op, now_s, now_us);
 	else if (op == SVC_SEL_BACKUP || op == SVC_SEL_RESTORE)
@@ -614,6 +619,15 @@ void svc_se_resp(struct svc *v, const struct svc_io *io, uint32_t seq, const uin
 	}
 	v->acked++;
 	sw = (uint16_t)(resp[n - 2] << 8 | resp[n - 1]);
+	if (v->state >= SV_RK_OPEN) {
+		svc_rekey_resp(v, io, resp, n, sw);
+		return;
+	}
+	/* No key set of the current KVN: an se personalised before a rotation (once). */
+	if (v->state == SV_IU && sw == 0x6A88 && !v->rekeyed) {
+		svc_rekey_start(v, io);
+		return;
+	}
 	if (v->state != SV_SELECT && v->state != SV_IU && v->state != SV_EA &&
 	    v->state != SV_CREDIT && v->state != SV_NEXT) {
 		svc_tell_kind(v, io, SVC_T_RESP_UNEXPECTED);

@@ -58,6 +58,16 @@ enum svc_state {
 	SV_SEAL,       /* backup: SEAL_BLOB at the sam */
 	SV_OPENBLOB,   /* restore: OPEN_BLOB of the lost se's backup at the sam */
 	SV_JOB,        /* backup, restore, personal-auth key: db work of `phase` queued */
+	/* re-keying an se the current KVN did not reach (svc_rekey.c), before the op's channel */
+	SV_RK_OPEN,    /* SCP_OPEN (the KVN the se names, ISD) at the sam */
+	SV_RK_SELECT,  /* SELECT ISD and INITIALIZE UPDATE sent: SELECT's answer next */
+	SV_RK_IU,      /* ... INITIALIZE UPDATE's answer next */
+	SV_RK_STEP1,   /* SCP_STEP(IU response, GET DATA key information) at the sam */
+	SV_RK_EA,      /* EXTERNAL AUTHENTICATE and the wrapped GET DATA sent */
+	SV_RK_INFO,    /* EA answer at the sam; GET DATA's answer next */
+	SV_RK_UNWRAP,  /* SCP_UNWRAP of GET DATA or of a PUT KEY at the sam */
+	SV_RK_PUT,     /* SCP_PUT_KEY at the sam */
+	SV_RK_NEXT,    /* a PUT KEY sent: its answer next */
 };
 
 /* The db work of a backup, a restore or a personal-auth registration (svc.phase). */
@@ -82,6 +92,12 @@ enum svc_sam_kind {
 	SVC_SAM_WRAP,      /* SCP_WRAP(handle, cmd): the channel's next command */
 	SVC_SAM_SEAL,      /* SEAL_BLOB(id, data) */
 	SVC_SAM_OPENBLOB,  /* OPEN_BLOB(id, data) */
+	/* re-keying (svc_rekey.c): a sam session of its own on the se's ISD */
+	SVC_SAM_RK_OPEN,   /* SCP_OPEN(se-server, the KVN the se names, serial, 33, ISD aid) */
+	SVC_SAM_RK_STEP1,  /* SCP_STEP(handle, IU response, GET DATA 00 E0) */
+	SVC_SAM_RK_STEP2,  /* SCP_STEP(handle, EA response) */
+	SVC_SAM_RK_UNWRAP, /* SCP_UNWRAP(handle, GET DATA or PUT KEY response) */
+	SVC_SAM_PUT_KEY,   /* SCP_PUT_KEY(handle, family, kvn) -> new kvn || wrapped PUT KEY */
 	/* the reader channel through the relay (svc_relay.c), a sam session of its own */
 	SVC_SAM_R_OPEN,    /* SCP_OPEN(reader-server, serial 0000||reader, 33, staged challenge) */
 	SVC_SAM_R_STEP1,   /* SCP_STEP(handle, IU response, GET REQUEST) */
@@ -103,7 +119,8 @@ struct svc_sam_req {
 	const uint8_t *cmd;     /* STEP1: the command to wrap */
 	size_t cmd_n;
 	const uint8_t *serial;  /* OPEN, VERIFY */
-	uint8_t kvn;            /* VERIFY */
+	uint8_t kvn;            /* VERIFY; PUT_KEY: the set replaced */
+	uint8_t family;         /* PUT_KEY */
 	const uint8_t *mac;     /* VERIFY */
 	size_t mac_n;
 	const char *id;         /* SEAL, OPENBLOB: the blob id (text) */
@@ -150,6 +167,8 @@ enum svc_tell_kind {
 	SVC_T_RESTORED_BEFORE, /* "restored already" */
 	SVC_T_OP_RULE,         /* rc: a rule refused: "<op> refused (...)"; the session goes on */
 	SVC_T_OP_LOST,         /* rc: the op's db work not recorded; the session ends */
+	SVC_T_REKEY_START,     /* log only: the current KVN did not reach the se */
+	SVC_T_REKEYED,         /* log only: the se's sets replaced (rk_* say which) */
 };
 
 struct svc_tell {
@@ -302,6 +321,11 @@ struct svc {
 	uint8_t stored;          /* restore: tickets stored in the se */
 	uint8_t pauth_reg;       /* flag: a personal-auth key is being set */
 	uint8_t pauth_id[SVC_PAUTH_ID_LEN];
+	/* re-keying (svc_rekey.c): once per operation, before its channel */
+	uint8_t rekeyed;         /* a re-key ran for this operation (a second 6A88 is a refusal) */
+	uint8_t rk_family;       /* the PUT KEY in flight (0: the key information) */
+	uint8_t rk_server, rk_reader;   /* the se's se-server / se-reader KVN (key information) */
+	uint8_t rk_new_server, rk_new_reader; /* what they became (0: unchanged) */
 	struct svc_relay rl;
 };
 

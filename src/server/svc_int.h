@@ -16,6 +16,8 @@ void svc_queue_rjob(struct svc *v, const struct svc_io *io);
 
 /* svc.c: what the phone hears; the session's end with an error; the se's refusal. */
 void svc_tell_kind(struct svc *v, const struct svc_io *io, uint8_t kind);
+/* svc.c: an SE_APDU with the session's next seq (0 or the adapter's error). */
+int svc_send_apdu(struct svc *v, const struct svc_io *io, const uint8_t *apdu, size_t n);
 void svc_fail(struct svc *v, const struct svc_io *io, const char *why);
 void svc_refused(struct svc *v, const struct svc_io *io, uint16_t sw);
 /* svc.c: a db outcome rc told (a rule's refusal, or work the db lost). */
@@ -42,5 +44,17 @@ void svc_restore_next(struct svc *v, const struct svc_io *io);
 void svc_on_seal(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
 void svc_on_openblob(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
 void svc_phase_done(struct svc *v, const struct svc_io *io, int rc);
+
+/* svc_rekey.c: the se answered INITIALIZE UPDATE for the current KVN with 6A88: re-key it
+ * (a channel of its own on the ISD), then start the operation's channel again; an SE_RESP
+ * in a re-key state; the re-key's sam replies. */
+void svc_rekey_start(struct svc *v, const struct svc_io *io);
+void svc_rekey_resp(struct svc *v, const struct svc_io *io, const uint8_t *resp, size_t n,
+		    uint16_t sw);
+void svc_rk_on_open(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_rk_on_step1(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_rk_on_step2(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_rk_on_unwrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+void svc_rk_on_put_key(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
 
 #endif
