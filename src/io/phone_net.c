@@ -1,8 +1,8 @@
 /* phone_net.c - the phone core on one libevent loop: the se's IC_I/F link (unix socket)
- * and the server session (TCP + TLS 1.3, pinned), each frame decoded here and handed to
- * the core, each action of the core encoded here and written. What stays true: nothing
- * reaches the core that did not decode completely; a link is freed only from the top
- * of the loop, never inside its own callback. */
+ * and the server session (TCP + TLS 1.3, pinned), each frame read here and handed to the
+ * core, each action of the core written here (phone_frames.c translates both ways).
+ * What stays true: a link is freed only from the top of the loop, never inside its own
+ * callback. */
 #define _DEFAULT_SOURCE
 #include "phone_net.h"
 
@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "io/framed.h"
+#include "io/phone_frames.h"
 #include "io/se_link.h"
 #include "lib/bytes.h"
 #include "lib/err.h"
@@ -50,9 +51,7 @@ struct phone_net {
 	struct pn_link se, srv;
 	uint8_t se_buf[SE_IN_MAX];
 	uint8_t srv_buf[PROTO_PHONE_IN_MAX];
-	struct proto_msg msg;
-	struct ph_menu_item items[PROTO_MENU_MAX];
-	struct ph_hist_rec recs[PROTO_HISTORY_MAX];
+	struct pn_frame_buf fb;
 	uint8_t wbuf[FRAME_HDR_LEN + PROTO_SRV_IN_MAX + 16];
 	uint32_t se_max_by_type[FRAME_TYPES];
 	char why[400];
@@ -124,72 +123,32 @@ static void pn_se_write(struct phone_net *n, uint8_t type, const uint8_t *a4, in
 
 static void pn_act(struct phone_net *n, const struct ph_act *a)
 {
-	struct proto_msg *m = &n->msg;
 	uint8_t id[4] = { (uint8_t)(a->a >> 24), (uint8_t)(a->a >> 16), (uint8_t)(a->a >> 8),
 			  (uint8_t)a->a };
-	static const char app[] = "tapbridge-phone/1";
 
-	memset(m, 0, sizeof(*m));
-	switch (a->kind) {
-	case PH_ACT_SRV_HELLO:
-		m->type = PROTO_HELLO;
-		m->u.hello.version = PROTO_VERSION;
-		memcpy(m->u.hello.serial, n->ph.serial, PROTO_SERIAL_LEN);
-		m->u.hello.app = (const uint8_t *)app;
-		m->u.hello.app_len = sizeof(app) - 1;
-		break;
-	case PH_ACT_SRV_SELECT:
-		m->type = PROTO_SELECT;
-		m->u.select.service = a->a;
-		m->u.select.op = a->op;
-		break;
-	case PH_ACT_SRV_SE_RESP:
-		m->type = PROTO_SE_RESP;
-		m->u.apdu.seq = a->a;
-		m->u.apdu.data = a->data;
-		m->u.apdu.n = a->n;
-		break;
-	case PH_ACT_SRV_RELAY_UP:
-		m->type = PROTO_RELAY_UP;
-		m->u.relay_up.relay = a->a;
-		m->u.relay_up.service = a->b;
-		m->u.relay_up.data = a->data;
-		m->u.relay_up.n = a->n;
-		break;
-	case PH_ACT_SRV_HISTORY_REQ:
-		m->type = PROTO_HISTORY_REQ;
-		m->u.history_req.max = (uint8_t)a->a;
-		break;
-	case PH_ACT_SRV_PORTAL_REQ:
-		m->type = PROTO_PORTAL_REQ;
-		break;
-	case PH_ACT_SRV_PING:
-	case PH_ACT_SRV_PONG:
-		m->type = a->kind == PH_ACT_SRV_PING ? PROTO_PING : PROTO_PONG;
-		memcpy(m->u.ping.token, a->token, PROTO_PING_LEN);
-		break;
-	case PH_ACT_SRV_BYE:
-		m->type = PROTO_BYE;
-		break;
-	case PH_ACT_SE_APDU:
-		pn_se_write(n, SE_LINK_T_APDU, NULL, 0, a->data, a->n);
-		return;
-	case PH_ACT_SE_POWER:
-		pn_se_write(n, SE_LINK_T_POWER, NULL, 0, &a->op, 1);
-		return;
-	case PH_ACT_SE_RELAY_ANSWER:
-		pn_se_write(n, SE_LINK_T_RELAY_ANSWER, id, 1, a->data, a->n);
-		return;
-	case PH_ACT_SE_RELAY_FAIL:
-		pn_se_write(n, SE_LINK_T_RELAY_FAIL, id, 1, NULL, 0);
-		return;
-	case PH_ACT_CLOSE:
-		n->srv.dead = 1;
-		return;
-	default:
+	if (pn_act_msg(a, n->ph.serial, &n->fb.msg)) {
+		pn_srv_write(n, &n->fb.msg);
 		return;
 	}
-	pn_srv_write(n, m);
+	switch (a->kind) {
+	case PH_ACT_SE_APDU:
+		pn_se_write(n, SE_LINK_T_APDU, NULL, 0, a->data, a->n);
+		break;
+	case PH_ACT_SE_POWER:
+		pn_se_write(n, SE_LINK_T_POWER, NULL, 0, &a->op, 1);
+		break;
+	case PH_ACT_SE_RELAY_ANSWER:
+		pn_se_write(n, SE_LINK_T_RELAY_ANSWER, id, 1, a->data, a->n);
+		break;
+	case PH_ACT_SE_RELAY_FAIL:
+		pn_se_write(n, SE_LINK_T_RELAY_FAIL, id, 1, NULL, 0);
+		break;
+	case PH_ACT_CLOSE:
+		n->srv.dead = 1;
+		break;
+	default:
+		break;
+	}
 }
 
 /* After every input: what the core queued goes out, its screen lines get printed. */
@@ -200,111 +159,6 @@ static void pn_flush(struct phone_net *n)
 	while (ph_next_action(&n->ph, &a))
 		pn_act(n, &a);
 	pn_screen(n);
-}
-
-/* ---- the server's frames ---- */
-
-static int pn_srv_frame(struct phone_net *n, uint8_t type, const uint8_t *p, size_t len)
-{
-	struct proto_msg *m = &n->msg;
-	int rc = proto_decode(type, p, len, m);
-
-	if (rc != 0) {
-		snprintf(n->why, sizeof(n->why), "malformed %s frame from the server (%s)",
-			 proto_type_name(type) != NULL ? proto_type_name(type) : "?", tb_strerror(rc));
-		return ph_srv_closed(&n->ph, n->why);
-	}
-	switch (type) {
-	case PROTO_MENU:
-		for (size_t i = 0; i < m->u.menu.n; i++) {
-			n->items[i].id = m->u.menu.items[i].id;
-			n->items[i].kind = m->u.menu.items[i].kind;
-			n->items[i].state = m->u.menu.items[i].state;
-			n->items[i].name = m->u.menu.items[i].name;
-			n->items[i].name_len = m->u.menu.items[i].name_len;
-		}
-		return ph_srv_menu(&n->ph, n->items, m->u.menu.n);
-	case PROTO_SE_APDU:
-		return ph_srv_se_apdu(&n->ph, m->u.apdu.seq, m->u.apdu.data, m->u.apdu.n);
-	case PROTO_RELAY_DOWN:
-		return ph_srv_relay_down(&n->ph, m->u.relay_down.relay, m->u.relay_down.status,
-					 m->u.relay_down.data, m->u.relay_down.n);
-	case PROTO_HISTORY:
-		for (size_t i = 0; i < m->u.history.n; i++) {
-			const struct proto_hist_rec *h = &m->u.history.recs[i];
-
-			n->recs[i] = (struct ph_hist_rec){ h->id, h->time, h->kind, h->service,
-							   h->reader, h->amount, h->balance };
-		}
-		return ph_srv_history(&n->ph, m->u.history.more, n->recs, m->u.history.n);
-	case PROTO_NOTICE:
-		return ph_srv_notice(&n->ph, m->u.notice.p, m->u.notice.n);
-	case PROTO_PORTAL_LINK:
-		return ph_srv_portal_link(&n->ph, m->u.notice.p, m->u.notice.n);
-	case PROTO_ERROR:
-		return ph_srv_error(&n->ph, m->u.error.code, m->u.error.reason, m->u.error.n);
-	case PROTO_PING:
-		return ph_srv_ping(&n->ph, m->u.ping.token);
-	case PROTO_BYE:
-		return ph_srv_bye(&n->ph);
-	case PROTO_STAGE:
-		return ph_srv_stage(&n->ph, m->u.stage.apdu, m->u.stage.n);
-	case PROTO_PONG: /* timed at its arrival: the ping command's round trip */
-		return ph_srv_pong(&n->ph, m->u.ping.token, pn_now());
-	default:
-		return 0;
-	}
-}
-
-/* ---- the se's frames ---- */
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int pn_se_frame(struct phone_net *n, uint8_t type, const uint8_t *p, size_t len)
-{
-	struct rd r = rd_init(p, len);
-	uint32_t id = 0, svc = 0, amount = 0, balance = 0, counter = 0;
-	uint16_t bitmap = 0;
-	uint8_t kind = 0;
-
-	switch (type) {
-	case SE_LINK_T_RESPONSE:
-		if (len >= 2)
-			return ph_se_response(&n->ph, p, len);
-		break;
-	case SE_LINK_T_RELAY:
-		if (rd_u32be(&r, &id) == 0 && rd_u32be(&r, &svc) == 0 && rd_left(&r) >= 1)
-			return ph_se_relay(&n->ph, id, svc, p + 8, len - 8);
-		break;
-	case SE_LINK_T_TRANSACTION:
-		if (len == 13 && rd_u8(&r, &kind) == 0) {
-			amount = be32(p + 1);
-			balance = be32(p + 5);
-			counter = be32(p + 9);
-			return ph_se_transaction(&n->ph, kind, amount, balance, counter);
-		}
-		break;
-	case SE_LINK_T_DISABLE:
-		if (rd_u16be(&r, &bitmap) == 0 && rd_end(&r) == 0)
-			return ph_se_disable(&n->ph, bitmap);
-		break;
-	case SE_LINK_T_LOCKED:
-	case SE_LINK_T_UNLOCKED:
-		if (len == 0)
-			return ph_se_locked(&n->ph, type == SE_LINK_T_LOCKED);
-		break;
-	case SE_LINK_T_EVENTS_LOST:
-		if (rd_u32be(&r, &counter) == 0 && rd_end(&r) == 0)
-			return ph_se_lost(&n->ph, counter);
-		break;
-	default:
-		break;
-	}
-	n->se.dead = 1;
-	return ph_se_closed(&n->ph, "malformed frame from the se");
 }
 
 /* ---- both links ---- */
@@ -324,9 +178,10 @@ static void pn_read(struct phone_net *n, struct pn_link *l)
 
 			(void)frame_rd_take(&l->rd, &type, &p, &len);
 			if (l == &n->srv)
-				(void)pn_srv_frame(n, type, p, len);
+				(void)pn_srv_in(&n->ph, &n->fb, type, p, len, pn_now(), n->why,
+						sizeof(n->why));
 			else
-				(void)pn_se_frame(n, type, p, len);
+				(void)pn_se_in(&n->ph, type, p, len, &l->dead);
 			pn_flush(n);
 			continue;
 		}
