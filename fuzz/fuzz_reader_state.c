@@ -1,8 +1,8 @@
 /* fuzz_reader_state.c - the reader's state file codec (rdr_store_dec/_enc) on arbitrary
  * bytes. Whatever decodes re-encodes to the same bytes and keeps the store's promises
  * (next_seq >= 1, distinct record seqs below it, a 24-bit counter, bounded counts); a
- * refused file leaves the output as it was. The key file parser (io/reader_files.c) has
- * no in-memory entry point yet and is not reached here. */
+ * refused file leaves the output as it was. The key file parser has its own target
+ * (fuzz_reader_keys.c). */
 #include <stdlib.h>
 #include <string.h>
 

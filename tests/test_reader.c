@@ -745,6 +745,117 @@ static void test_files(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Parses t (KF_OK with line `drop` left out and line `dup` appended again; -1 for
+ * neither) and checks a refusal leaves *out as it was. */
+static int kf_variant(int drop, int dup, unsigned *line)
+{
+	static const char ok[] = KF_OK;
+	static struct rdr_keys k, canary;
+	const char *p = ok, *dp = NULL;
+	size_t n = 0, dn = 0;
+	char t[1024];
+	int rc;
+
+	for (int i = 0; *p != '\0'; i++) {
+		size_t len = (size_t)(strchr(p, '\n') - p) + 1;
+
+		if (i != drop) {
+			memcpy(t + n, p, len);
+			n += len;
+		}
+		if (i == dup) {
+			dp = p;
+			dn = len;
+		}
+		p += len;
+	}
+	if (dp != NULL) {
+		memcpy(t + n, dp, dn);
+		n += dn;
+	}
+	memset(&k, 0x5A, sizeof(k));
+	memset(&canary, 0x5A, sizeof(canary));
+	rc = reader_keys_parse(t, n, &k, line);
+	if (rc != 0)
+		assert_memory_equal(&k, &canary, sizeof(k));
+	return rc;
+}
+
+static int kf_text(const char *t, unsigned *line)
+{
+	memset(&T.keys, 0, sizeof(T.keys));
+	return reader_keys_parse(t, strlen(t), &T.keys, line);
+}
+
+#define KF_HEX24 "000102030405060708090A0B0C0D0E0F1011121314151617"
+#define KF_TAIL "id 7\nkvn 31\nterminal 7172737475767778797A7B7C7D7E7F808182838485868788898A8B8C8D" \
+	"8E8F90\nterminal-kvn 21\nterminal-keylen 16\n"
+
+/* The key file parser from memory (what reader_keys_load hands it). */
+static void test_keys_parse(void **state)
+{
+	static const char ok[] = KF_OK;
+	char t[1024];
+	unsigned line = 99;
+
+	(void)state;
+	assert_int_equal(kf_variant(-1, -1, &line), 0);
+	assert_int_equal(line, 0);
+	assert_int_equal(kf_text(KF_OK, &line), 0);
+	assert_int_equal(T.keys.rs.len, 16);
+	assert_int_equal(T.keys.rs.enc[15], 0x0F);
+	assert_int_equal(T.keys.rs.dek[0], 0x20);
+	assert_int_equal(T.keys.id, 7);
+	assert_memory_equal(T.keys.terminal, term_key, 32);
+	/* Every line missing in turn: refused, about no line. Every line twice: refused
+	 * at the repeat (line 9). */
+	for (int i = 0; i < 8; i++) {
+		line = 99;
+		assert_int_equal(kf_variant(i, -1, &line), TB_E_RDR_KEYFILE);
+		assert_int_equal(line, 0);
+		assert_int_equal(kf_variant(-1, i, &line), TB_E_RDR_KEYFILE);
+		assert_int_equal(line, 9);
+	}
+	/* Key lengths: 24 and 32 bytes, one length for all three; anything else refused. */
+	assert_int_equal(kf_text("enc " KF_HEX24 "\nmac " KF_HEX24 "\ndek " KF_HEX24 "\n" KF_TAIL,
+				 &line), 0);
+	assert_int_equal(T.keys.rs.len, 24);
+	assert_int_equal(kf_text("enc " KF_HEX24 "0001020304050607\nmac " KF_HEX24 "0001020304050607\n"
+				 "dek " KF_HEX24 "0001020304050607\n" KF_TAIL, &line), 0);
+	assert_int_equal(T.keys.rs.len, 32);
+	assert_int_equal(kf_text("enc " KF_HEX24 "\nmac " KF_HEX24 "\ndek 00000000000000000000000000000000\n"
+				 KF_TAIL, &line), TB_E_RDR_KEYFILE); /* 24, 24, 16 */
+	assert_int_equal(line, 0);
+	assert_int_equal(kf_text("enc 0001020304050607\nmac 0001020304050607\ndek 0001020304050607\n"
+				 KF_TAIL, &line), TB_E_RDR_KEYFILE); /* 8 bytes */
+	assert_int_equal(kf_text("enc " KF_HEX24 KF_HEX24 "\n", &line), TB_E_RDR_KEYFILE);
+	assert_int_equal(line, 1); /* 48 bytes: does not fit */
+	assert_int_equal(kf_text(KF_OK "flag-pub 0411\n", &line), TB_E_RDR_KEYFILE);
+	assert_int_equal(line, 9);
+	assert_int_equal(kf_text("# x\nmac 0G\n", &line), TB_E_RDR_KEYFILE); /* bad hex */
+	assert_int_equal(line, 2);
+	/* Every truncation fails, except the one that drops only the last LF. */
+	for (size_t n = 0; n + 1 < sizeof(ok) - 1; n++) {
+		assert_int_equal(reader_keys_parse(ok, n, &T.keys, &line), TB_E_RDR_KEYFILE);
+		assert_true(line <= 8);
+	}
+	assert_int_equal(reader_keys_parse(ok, sizeof(ok) - 2, &T.keys, &line), 0);
+	/* CRLF, a NUL byte, and the longest line fgets took (510 bytes before the LF). */
+	assert_int_equal(kf_text("enc 000102030405060708090A0B0C0D0E0F\r\nmac 101112131415161718191A1B1C1D1E1F"
+				 "\r\ndek 202122232425262728292A2B2C2D2E2F\r\n" KF_TAIL, &line), 0);
+	memcpy(t, ok, sizeof(ok));
+	t[3] = '\0';
+	assert_int_equal(reader_keys_parse(t, sizeof(ok) - 1, &T.keys, &line), TB_E_RDR_KEYFILE);
+	assert_int_equal(line, 1);
+	memset(t, '#', 510);
+	memcpy(t + 510, "\n" KF_OK, sizeof(ok) + 1);
+	assert_int_equal(kf_text(t, &line), 0);
+	memset(t, '#', 511);
+	memcpy(t + 511, "\n" KF_OK, sizeof(ok) + 1);
+	assert_int_equal(kf_text(t, &line), TB_E_RDR_KEYFILE);
+	assert_int_equal(line, 1);
+}
+
 static void test_sizes(void **state)
 {
 	(void)state;
@@ -767,6 +878,7 @@ int main(void)
 		cmocka_unit_test_setup(test_wrong_terminal_key, setup),
 		cmocka_unit_test(test_store_codec),
 		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_keys_parse),
 		cmocka_unit_test(test_sizes),
 	};
 

@@ -1,7 +1,7 @@
-/* reader_files.c - the reader's key file parser and its durable state file
- * (reader_files.h). What stays true: a state save is all or nothing on disk (temp +
- * fsync + rename + directory fsync) and returns 0 only when durable; key material is
- * wiped from every temporary buffer on every path. */
+/* reader_files.c - the reader's key file parser (from memory; the loader only reads the
+ * file) and its durable state file (reader_files.h). What stays true: a state save is
+ * all or nothing on disk (temp + fsync + rename + directory fsync) and returns 0 only
+ * when durable; key material is wiped from every temporary buffer on every path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
 #include "lib/ct.h"
 #include "lib/err.h"
 #include "lib/hex.h"
 #include "reader_files.h"
 
-#define KF_LINE_MAX 512u
+#define KF_LINE_MAX READER_KEYS_LINE_MAX
+#define KF_FILE_MAX READER_KEYS_FILE_MAX
 
 enum kf_field { KF_ENC, KF_MAC, KF_DEK, KF_ID, KF_KVN, KF_TERM, KF_TKVN, KF_TKEYLEN, KF_FLAG, KF_N };
 static const char *const kf_names[KF_N] = { "enc", "mac", "dek", "id", "kvn", "terminal",
@@ -109,37 +111,43 @@ static int kf_line(char *s, struct rdr_keys *k, int seen[KF_N], size_t lens[3])
 	return TB_E_RDR_KEYFILE;
 }
 
-int reader_keys_load(const char *path, struct rdr_keys *out, unsigned *line)
+/* Takes the next line of r, without its LF, into s as a C string. The bounds are the
+ * ones fgets into KF_LINE_MAX bytes had: a line that does not fit with its LF and NUL
+ * is refused, and so is a NUL byte (it would hide the rest of the line). */
+static int kf_take_line(struct rd *r, char s[KF_LINE_MAX])
 {
+	const uint8_t *nl = memchr(r->p, '\n', r->n), *p = NULL;
+	size_t len = nl != NULL ? (size_t)(nl - r->p) : r->n;
+
+	if (len > KF_LINE_MAX - 2 || rd_bytes(r, len, &p) != 0 || memchr(p, '\0', len) != NULL)
+		return TB_E_RDR_KEYFILE;
+	if (nl != NULL)
+		(void)rd_skip(r, 1);
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return 0;
+}
+
+int reader_keys_parse(const char *text, size_t n, struct rdr_keys *out, unsigned *line)
+{
+	struct rd r = rd_init((const uint8_t *)text, n);
 	struct rdr_keys k;
 	int seen[KF_N] = { 0 };
 	size_t lens[3] = { 0, 0, 0 };
 	char buf[KF_LINE_MAX];
-	struct stat sb;
 	unsigned no = 0;
-	FILE *f = NULL;
 	int rc = 0;
 
 	*line = 0;
 	memset(&k, 0, sizeof(k));
-	f = fopen(path, "r");
-	if (f == NULL)
-		return TB_E_IO;
-	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 077) != 0) {
-		rc = TB_E_RDR_KEYFILE; /* keys readable by others: refuse, like ssh */
-		goto out;
-	}
-	while (rc == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+	while (rc == 0 && rd_left(&r) > 0) {
 		no++;
-		if (strchr(buf, '\n') == NULL && !feof(f))
-			rc = TB_E_RDR_KEYFILE;
-		else
+		rc = kf_take_line(&r, buf);
+		if (rc == 0)
 			rc = kf_line(buf, &k, seen, lens);
 		if (rc != 0)
 			*line = no;
 	}
-	if (rc == 0 && ferror(f))
-		rc = TB_E_IO;
 	for (int i = 0; rc == 0 && i < KF_N; i++)
 		if (!seen[i] && i != KF_FLAG)
 			rc = TB_E_RDR_KEYFILE;
@@ -150,9 +158,36 @@ int reader_keys_load(const char *path, struct rdr_keys *out, unsigned *line)
 		k.rs.len = lens[0];
 		*out = k;
 	}
-out:
 	ct_wipe(&k, sizeof(k));
 	ct_wipe(buf, sizeof(buf));
+	return rc;
+}
+
+int reader_keys_load(const char *path, struct rdr_keys *out, unsigned *line)
+{
+	char buf[KF_FILE_MAX + 1];
+	struct stat sb;
+	size_t n = 0;
+	FILE *f = NULL;
+	int rc = 0;
+
+	*line = 0;
+	f = fopen(path, "r");
+	if (f == NULL)
+		return TB_E_IO;
+	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 077) != 0) {
+		rc = TB_E_RDR_KEYFILE; /* keys readable by others: refuse, like ssh */
+		goto out;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	if (ferror(f))
+		rc = TB_E_IO;
+	else if (n > KF_FILE_MAX)
+		rc = TB_E_RDR_KEYFILE;
+	else
+		rc = reader_keys_parse(buf, n, out, line);
+out:
+	ct_wipe(buf, n);
 	fclose(f);
 	return rc;
 }

@@ -11,14 +11,23 @@
 
 #define READER_STATE_FILE "reader.state"
 #define READER_LOCK_FILE "reader.lock"
+#define READER_KEYS_LINE_MAX 512u   /* a line, its LF and a NUL */
+#define READER_KEYS_FILE_MAX 16384u
 
-/* Parses the key file: `name value` lines, `#` comments and blank lines. Names: enc,
- * mac, dek (hex, 16/24/32 bytes each, one length), id (decimal), kvn (hex), terminal
- * (hex, 32 bytes), terminal-kvn (hex), terminal-keylen (decimal 16/24/32), flag-pub
- * (hex, 65 bytes, optional: without it the reader refuses offline flag taps). An
- * unknown or repeated name, a missing one, or a file group/world can read:
- * TB_E_RDR_KEYFILE, with the line number in *line (0 when not about a line). TB_E_IO
- * when it cannot be read. *out is written only on success; wipe it when done. */
+/* Parses a key file's text: n bytes at text (no NUL needed; a NUL byte is refused).
+ * `name value` lines ending in LF (CR before it is ignored), `#` comments and blank
+ * lines; a line over READER_KEYS_LINE_MAX - 2 bytes is refused. Names: enc, mac, dek
+ * (hex, 16/24/32 bytes each, one length), id (decimal), kvn (hex), terminal (hex, 32
+ * bytes), terminal-kvn (hex), terminal-keylen (decimal 16/24/32), flag-pub (hex, 65
+ * bytes, optional: without it the reader refuses offline flag taps). An unknown or
+ * repeated name, a bad value or a missing name: TB_E_RDR_KEYFILE, with the line number
+ * (from 1) in *line, 0 when not about a line. *out is written only on success; wipe it
+ * when done. Key bytes in the parser's temporaries are wiped; text is the caller's. */
+int reader_keys_parse(const char *text, size_t n, struct rdr_keys *out, unsigned *line);
+
+/* Reads the key file at path (at most READER_KEYS_FILE_MAX bytes) and parses it with
+ * reader_keys_parse. A file group/world can read, or a larger one: TB_E_RDR_KEYFILE
+ * with *line 0. TB_E_IO when it cannot be read. */
 int reader_keys_load(const char *path, struct rdr_keys *out, unsigned *line);
 
 /* Locks DIR (creating DIR/reader.lock) for this process: two readers never share one
