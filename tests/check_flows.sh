@@ -80,8 +80,9 @@ done
 [ "$TB_FINAL_RES" = ok ] && ok "the phone reads balance and history" ||
 	notok "final phone session: $TB_FINAL_RES"
 
-# 2 x 1000 top-up - 400 (flag, offline) - 300 (flow 1) - 250 (flow 2) - 750 (flow 4).
-want=300
+# 2 x 1000 top-up - 400 (flag, offline) - 300 (flow 1) + 100 (its refund at reader 7,
+# credited to the se by the server) - 250 (flow 2) - 750 (flow 4).
+want=400
 grep -q "^phone: balance $want\$" "$TB_FINAL_PHONE" 2>/dev/null &&
 	ok "the se's balance as the phone shows it: $want" ||
 	notok "the se's balance: $(grep -h '^phone: balance' "$TB_FINAL_PHONE" 2>/dev/null | tail -n1), want $want"
@@ -99,6 +100,22 @@ h7=$("$TB_BIN" admin history --dir "$TB_DEP" --reader 7 2>&1)
 h8=$("$TB_BIN" admin history --dir "$TB_DEP" --reader 8 2>&1)
 has() { grep -Eq " kind $2 service $3 reader $4 amount -?$5 " <<<"$1"; }
 has "$h7" 3 1 7 300 && ok "history: reader 7 took 300 (flow 1)" || notok "history: no pay 300 at reader 7"
+has "$h7" 4 1 7 100 && ok "history: reader 7 refunded 100 of it (flow 1)" || notok "history: no refund 100 at reader 7"
+# The se's credit of the refund, marked once (kind 1, ref = its receipt counter).
+[ "$(grep -Ec ' kind 1 service 1 reader 7 amount 100 ' <<<"$h7")" = 1 ] &&
+	ok "history: the refund credited to the se once" ||
+	notok "history: the refund's credit to the se: $(grep -c ' kind 1 ' <<<"$h7") marks"
+# Refund phone: the se's own credit line and the server's notice after it.
+for i in "${!TB_R_SVC[@]}"; do
+	[ "${TB_R_SVC[i]}" = refund ] || continue
+	grep -q 'se says credit 100, balance ' "${TB_R_PHONE[i]}" 2>/dev/null &&
+		grep -q 'notice refund 100 at reader 7, balance ' "${TB_R_PHONE[i]}" 2>/dev/null &&
+		ok "refund: the se credited 100 through the server's channel, then the notice" ||
+		notok "refund: no se credit / notice at the phone (key ${TB_REFUND_KEY:-?})"
+	grep -q '^reader: refund 100, credit pending$' "${TB_R_READER[i]}" 2>/dev/null &&
+		ok "refund: reader 7 says \"refund 100, credit pending\"" ||
+		notok "refund: reader 7 said $(grep '^reader: ' "${TB_R_READER[i]}" 2>/dev/null | tr '\n' ' ')"
+done
 has "$h7" 3 1 7 250 && ok "history: reader 7 took 250 (flow 2)" || notok "history: no pay 250 at reader 7"
 has "$h7" 3 '[0-9]+' 7 400 && ok "history: reader 7 took 400 on the flag (flow 3, reported later)" ||
 	notok "history: no offline pay 400 at reader 7"

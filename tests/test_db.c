@@ -825,7 +825,7 @@ static void t_history_paging(void **state)
 	size_t n, total = 0;
 
 	memset(&ev, 0, sizeof(ev));
-	ev.kind = DB_EV_TAP;
+	ev.kind = DB_EV_CREDIT;
 	ev.has_se = 1;
 	for (int i = 0; i < 25; i++) {
 		memcpy(ev.se, SE_C, DB_SERIAL_LEN);

@@ -124,8 +124,10 @@ static int srv_data(struct tsrv *s, const struct rmsg *m, struct wr *ans)
 		s->got[i].body = s->got_body[i];
 		it[i].seq = s->got[i].seq;
 		it[i].status = s->got[i].seq == s->refused_seq ? RMSG_ST_REFUSED : RMSG_ST_BOOKED;
-		it[i].info = s->got[i].kind == RMSG_K_PAUTH ? "age>=20=yes" : "balance=700";
-		it[i].info_n = 11;
+		it[i].info = s->got[i].kind == RMSG_K_PAUTH    ? "age>=20=yes"
+			     : s->got[i].kind == RMSG_K_REFUND ? "refund 100, credit pending"
+							       : "balance=700";
+		it[i].info_n = strlen(it[i].info);
 		if (it[i].status == RMSG_ST_REFUSED)
 			it[i].info = "receipt unknown", it[i].info_n = 15;
 	}
@@ -503,6 +505,45 @@ static void put_flag(uint32_t limit, uint32_t expiry, int bad_sig)
 	server_cmd(hex);
 }
 
+/* A refund: a record only (no se command moves money at the reader), online only. */
+static void test_refund(void **state)
+{
+	static const char key[] = "S:5345000000001234:00000002";
+	const char *k = NULL;
+	size_t kn = 0;
+	uint32_t amount = 0;
+
+	(void)state;
+	credit(1000);
+	T.cfg.app = RDR_APP_REFUND;
+	T.cfg.amount = 100;
+	memcpy(T.cfg.refund_key, key, sizeof(key));
+	/* not armed: no server, no refund, nothing kept */
+	assert_int_equal(tap(), TB_E_RDR_REFUSED);
+	assert_said("reader: refused: refund needs the server");
+	assert_int_equal(T.st.n, 0);
+	arm();
+	assert_int_equal(tap(), 0);
+	assert_said("reader: refund 100, credit pending");
+	assert_said("reader: done");
+	assert_int_equal(T.srv.got_n, 1);
+	assert_int_equal(T.srv.got[0].kind, RMSG_K_REFUND);
+	assert_int_equal(T.srv.got[0].service, SERVICE);
+	assert_memory_equal(T.srv.got[0].serial, rig_serial, 8);
+	assert_int_equal(rmsg_refund_dec(T.srv.got[0].body, T.srv.got[0].body_n, &k, &kn, &amount), 0);
+	assert_int_equal(kn, strlen(key));
+	assert_memory_equal(k, key, kn);
+	assert_int_equal(amount, 100);
+	assert_int_equal(T.st.n, 0);
+	assert_int_equal(balance(), 1000); /* the reader moved nothing: the server credits */
+	assert_int_equal(index_of(0x34), SIZE_MAX);
+	/* no key: refused before anything is kept */
+	T.cfg.refund_key[0] = '\0';
+	assert_int_equal(tap(), TB_E_RDR_REFUSED);
+	assert_said("reader: refused: no refund key or amount");
+	assert_int_equal(T.st.n, 0);
+}
+
 static void test_offline_flag(void **state)
 {
 	(void)state;
@@ -873,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup(test_over_balance, setup),
 		cmocka_unit_test_setup(test_gate_id_checkout, setup),
 		cmocka_unit_test_setup(test_offline_flag, setup),
+		cmocka_unit_test_setup(test_refund, setup),
 		cmocka_unit_test_setup(test_deny_list, setup),
 		cmocka_unit_test_setup(test_counter_save_fails, setup),
 		cmocka_unit_test_setup(test_wrong_terminal_key, setup),

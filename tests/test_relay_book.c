@@ -3,7 +3,9 @@
  * receipt or another se's receipt, an order whose total does not match, a ticket used up,
  * an identity check kept once, an unknown reader; online personal authentication: the
  * proof of a real se core checked against its key (svc_pauth_check), the attributes the
- * reader's class may see, a replay, a failed proof, no key, deleted personal data. */
+ * reader's class may see, a replay, a failed proof, no key, deleted personal data;
+ * refunds: booked once, a replay, more than paid, another se's payment, a lost se, and
+ * the credits due to the se (relay_refund_due / relay_refund_credited). */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
@@ -187,6 +189,117 @@ static void test_pay_refusals(void **state)
 	assert_int_equal(in_batch(db, &x, r, RDR), 0);
 	assert_int_equal(x.status, RMSG_ST_REFUSED);
 	assert_string_equal(x.info, "proof failed");
+}
+
+/* A REFUND record's body: key || amount. */
+static size_t refund_body(uint8_t *b, const char *key, uint32_t amount)
+{
+	size_t n = strlen(key);
+
+	memcpy(b, key, n);
+	be32(b + n, amount);
+	return n + 4;
+}
+
+static void test_refund(void **state)
+{
+	struct db *db = *state;
+	uint8_t r[33], b[64];
+	char paid[DB_KEY_MAX], other[DB_KEY_MAX];
+	struct svc_rl_rec x = rec(RMSG_K_PAY, 1, SVC_MONEY, SE_A, 33);
+	struct relay_due due;
+	struct db_event ev[8];
+	size_t n = 0, refunds = 0;
+	int replayed = -1;
+
+	receipt(r, SE_A, 2, 0x02, 300, 700);
+	assert_int_equal(in_batch(db, &x, r, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_int_equal(ledger_key_se(SE_A, 2, paid), 0);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_int_equal(due.xfer, 0); /* nothing refunded yet */
+
+	/* 120 of the 300 back: revenue -> purse, once */
+	x = rec(RMSG_K_REFUND, 2, SVC_MONEY, SE_A, refund_body(b, paid, 120));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_string_equal(x.info, "refund 120, credit pending");
+	assert_int_equal(bal(db, SE_A), 820);
+	assert_int_equal(in_batch(db, &x, b, RDR), 0); /* the same record again */
+	assert_int_equal(x.status, RMSG_ST_REPLAY);
+	assert_int_equal(bal(db, SE_A), 820);
+	assert_int_equal(db->ops->history_by_se(db, SE_A, 0, ev, 8, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		refunds += ev[i].kind == DB_EV_REFUND && ev[i].amount == 120 && ev[i].reader == RDR;
+	assert_int_equal(refunds, 1);
+
+	/* 181 more would be 301 of 300: refused, nothing moves */
+	x = rec(RMSG_K_REFUND, 3, SVC_MONEY, SE_A, refund_body(b, paid, 181));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "more than was paid");
+	/* the payment named for another se, another service, a key that is no payment */
+	x = rec(RMSG_K_REFUND, 4, SVC_MONEY, SE_B, refund_body(b, paid, 10));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "not a payment of this se");
+	x = rec(RMSG_K_REFUND, 5, SVC_SHOP, SE_A, refund_body(b, paid, 10));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_int_equal(ledger_key_se(SE_A, 1, other), 0); /* the top-up */
+	x = rec(RMSG_K_REFUND, 6, SVC_MONEY, SE_A, refund_body(b, other, 10));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_string_equal(x.info, "not a payment of this se");
+	x = rec(RMSG_K_REFUND, 7, SVC_MONEY, SE_A, 3); /* a body too short for any key */
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_int_equal(bal(db, SE_A), 820);
+	assert_int_equal(bal(db, SE_B), 0);
+
+	/* the se's credit is due once; marked, it is due no more (and a second mark replays) */
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_true(due.xfer != 0);
+	assert_int_equal(due.amount, 120);
+	assert_int_equal(due.service, SVC_MONEY);
+	assert_int_equal(due.reader, RDR);
+	assert_int_equal(relay_refund_due(db, SE_B, &due), 0);
+	assert_int_equal(due.xfer, 0);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_credited(db, SE_A, &due, 4, 5000, &replayed), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	assert_int_equal(replayed, 0);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_credited(db, SE_A, &due, 4, 5000, &replayed), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	assert_int_equal(replayed, 1);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_int_equal(due.xfer, 0);
+
+	/* a second partial refund is due on its own; the rest of the payment is 180 */
+	x = rec(RMSG_K_REFUND, 8, SVC_MONEY, SE_A, refund_body(b, paid, 180));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_int_equal(due.amount, 180);
+	assert_int_equal(bal(db, SE_A), 1000);
+
+	/* a lost se gets no refund */
+	x = rec(RMSG_K_PAY, 9, SVC_MONEY, SE_A, 33);
+	receipt(r, SE_A, 5, 0x02, 50, 950);
+	assert_int_equal(in_batch(db, &x, r, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(db_req_begin(db), 0);
+	assert_int_equal(db->ops->se_set_state(db, SE_A, DB_SE_LOST, NULL, 5000), 0);
+	assert_int_equal(db_req_end(db, 1), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	assert_int_equal(ledger_key_se(SE_A, 5, paid), 0);
+	x = rec(RMSG_K_REFUND, 10, SVC_MONEY, SE_A, refund_body(b, paid, 50));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_REFUSED);
+	assert_int_equal(bal(db, SE_A), 950);
 }
 
 static void test_order(void **state)
@@ -396,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pay_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pay_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refund, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ticket_and_flag, setup, teardown),
 		cmocka_unit_test(test_pauth_check),
 		cmocka_unit_test_setup_teardown(test_pauth_book, setup, teardown),

@@ -303,6 +303,88 @@ static void test_request(void **state)
 	assert_int_equal(count, 0);
 }
 
+/* REFUND (kind 6): key || amount; the body codec and the record's length rules. */
+static void test_refund(void **state)
+{
+	static const char key[] = "S:5345000000001234:00000004";
+	uint8_t body[RMSG_REFUND_LEN_MAX + 8], big[RMSG_REFUND_KEY_MAX + 1];
+	struct wr w = wr_init(body, sizeof(body));
+	struct rmsg_record in, out;
+	const char *k = NULL;
+	size_t kn = 0, n;
+	uint32_t amount = 0;
+	struct rd r;
+
+	(void)state;
+	assert_int_equal(rmsg_refund_enc(&w, key, strlen(key), 300), 0);
+	n = w.len;
+	assert_int_equal(n, strlen(key) + 4);
+	assert_hex_equal(body + n - 4, 4, "0000012C");
+	assert_int_equal(rmsg_refund_dec(body, n, &k, &kn, &amount), 0);
+	assert_int_equal(kn, strlen(key));
+	assert_memory_equal(k, key, kn);
+	assert_int_equal(amount, 300);
+	/* limits: amount 0, empty or long key, a space or a control byte in it */
+	w = wr_init(body, sizeof(body));
+	assert_int_equal(rmsg_refund_enc(&w, key, strlen(key), 0), TB_E_RMSG_FIELD);
+	assert_int_equal(rmsg_refund_enc(&w, key, 0, 1), TB_E_RMSG_FIELD);
+	memset(big, 'A', sizeof(big));
+	assert_int_equal(rmsg_refund_enc(&w, (const char *)big, RMSG_REFUND_KEY_MAX + 1, 1),
+			 TB_E_RMSG_FIELD);
+	assert_int_equal(rmsg_refund_enc(&w, "S: 1", 4, 1), TB_E_RMSG_TEXT);
+	assert_int_equal(rmsg_refund_enc(&w, "S:\n1", 4, 1), TB_E_RMSG_TEXT);
+	assert_int_equal(w.len, 0); /* nothing written by a failed call */
+	w = wr_init(body, 10);
+	assert_int_equal(rmsg_refund_enc(&w, key, strlen(key), 1), TB_E_NOSPACE);
+	assert_int_equal(w.len, 0);
+	w = wr_init(body, sizeof(body));
+	assert_int_equal(rmsg_refund_enc(&w, (const char *)big, RMSG_REFUND_KEY_MAX, 7), 0);
+	assert_int_equal(w.len, RMSG_REFUND_LEN_MAX);
+	assert_int_equal(rmsg_refund_dec(body, w.len, &k, &kn, &amount), 0);
+	assert_int_equal(kn, RMSG_REFUND_KEY_MAX);
+	/* every shorter body: too short, or a key that ends in amount bytes (not text) */
+	kn = 99;
+	for (size_t i = 0; i < RMSG_REFUND_LEN_MIN; i++)
+		assert_int_equal(rmsg_refund_dec(body, i, &k, &kn, &amount), TB_E_RMSG_FIELD);
+	assert_int_equal(kn, 99);
+	assert_int_equal(rmsg_refund_dec(body, RMSG_REFUND_LEN_MAX + 1, &k, &kn, &amount),
+			 TB_E_RMSG_FIELD);
+
+	/* as a record: round trip; each truncation fails; a body of another length refused */
+	w = wr_init(body, sizeof(body));
+	assert_int_equal(rmsg_refund_enc(&w, key, strlen(key), 300), 0);
+	memset(&in, 0, sizeof(in));
+	in.kind = RMSG_K_REFUND;
+	in.seq = 9;
+	in.time = 1700000000;
+	in.service = 1;
+	memcpy(in.serial, "\x53\x45\0\0\0\0\x12\x34", 8);
+	in.body = body;
+	in.body_n = w.len;
+	w = wr_init(B, sizeof(B));
+	assert_int_equal(rmsg_record_enc(&w, &in), 0);
+	assert_int_equal(w.len, RMSG_RECORD_HDR + strlen(key) + 4);
+	r = rd_init(B, w.len);
+	assert_int_equal(rmsg_record_dec(&r, &out), 0);
+	assert_int_equal(out.kind, RMSG_K_REFUND);
+	assert_int_equal(out.body_n, in.body_n);
+	assert_memory_equal(out.body, body, in.body_n);
+	for (size_t i = 0; i < w.len; i++) {
+		r = rd_init(B, i);
+		assert_true(rmsg_record_dec(&r, &out) < 0);
+	}
+	in.body_n = 4; /* no key */
+	w = wr_init(B, sizeof(B));
+	assert_int_equal(rmsg_record_enc(&w, &in), TB_E_RMSG_FIELD);
+	assert_int_equal(w.len, 0);
+	body[3] = ' '; /* a space in the key */
+	in.body_n = strlen(key) + 4;
+	assert_int_equal(rmsg_record_enc(&w, &in), TB_E_RMSG_FIELD);
+	in.kind = 7; /* no such kind */
+	body[3] = '4';
+	assert_int_equal(rmsg_record_enc(&w, &in), TB_E_RMSG_FIELD);
+}
+
 static void test_request_limits(void **state)
 {
 	struct rmsg_record in[5], many[RMSG_RECORDS_MAX + 1], out[RMSG_RECORDS_MAX];
@@ -453,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_data),    cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_refuse),  cmocka_unit_test(test_request),
 		cmocka_unit_test(test_request_limits), cmocka_unit_test(test_result),
+		cmocka_unit_test(test_refund),
 		cmocka_unit_test(test_sizes),   cmocka_unit_test(test_reader_ids),
 	};
 

@@ -578,9 +578,27 @@ tb_flow_1() {
 	tb_note "== flow 1: e-money payment, phone first (use at a reader now) =="
 	tb_step 1 e-money 7 "paid 300 at reader 7" "use 1|$TB_RE_AVAILABLE" -- \
 		--app pay --amount 300 --flow-order online-first
+	tb_flow_1_refund 100 "${TB_R_PHONE[$((${#TB_R_FLOW[@]} - 1))]}"
 	tb_note "== flow 1: ticket at the gate, phone first =="
 	tb_step 1 ticket 7 "reader 7: ticket recorded" "use 2|$TB_RE_AVAILABLE" -- \
 		--app gate --ticket-service 2 --flow-order online-first
+}
+
+# tb_flow_1_refund AMOUNT PHONE_LOG: part of the flow 1 payment of 300 given back at
+# reader 7 (--app refund, online only). Its key S:<serial>:<counter> is the se's receipt
+# of that debit: the phone showed the se's counter ("se says debit 300, ..., counter C").
+# The server books the refund, then credits the se through its own channel on the same
+# phone session: the notice "refund AMOUNT at reader 7, balance B" comes after that.
+tb_flow_1_refund() {
+	local amount=$1 plog=$2 c key
+	tb_note "== flow 1: e-money refund of $amount of that payment at reader 7 =="
+	c=$(grep -Eo 'se says debit 300, balance [0-9]+, counter [0-9]+' "$plog" 2>/dev/null |
+		tail -n1)
+	c=${c##* }
+	[ -n "$c" ] && key=$(printf 'S:%s:%08X' "$TB_SE_SERIAL" "$c") || key=none
+	TB_REFUND_KEY=$key
+	tb_step 1 refund 7 "refund $amount at reader 7" "use 1|$TB_RE_AVAILABLE" -- \
+		--app refund --amount "$amount" --refund-key "$key" --flow-order online-first
 }
 
 tb_flow_2() {
@@ -763,12 +781,28 @@ tb_render() {
 	}'
 }
 
-# The summary, one line per flow step, in the exact form of the issue.
+# The summary in the exact form of the issue: one line per flow and service that ran. A
+# refund is an e-money operation; a flow and service that ran more than once (flow 1's
+# payment and its refund) make one line: ok only if every run was (else the first
+# failure), with the largest round-trip count and tap time of its runs.
 tb_summary() {
-	local i
+	local i j svc key res rtts ms seen=" "
 	for i in "${!TB_R_FLOW[@]}"; do
-		printf 'flow %s %s %s tap-rtts=%s tap-ms=%s\n' "${TB_R_FLOW[i]}" "${TB_R_SVC[i]}" \
-			"${TB_R_RES[i]}" "${TB_R_RTTS[i]}" "${TB_R_MS[i]}"
+		svc=${TB_R_SVC[i]}
+		[ "$svc" = refund ] && svc=e-money
+		key="${TB_R_FLOW[i]}/$svc"
+		case "$seen" in *" $key "*) continue ;; esac
+		seen="$seen$key "
+		res=ok rtts=0 ms=0
+		for j in "${!TB_R_FLOW[@]}"; do
+			local s2=${TB_R_SVC[j]}
+			[ "$s2" = refund ] && s2=e-money
+			[ "${TB_R_FLOW[j]}/$s2" = "$key" ] || continue
+			[ "$res" = ok ] && [ "${TB_R_RES[j]}" != ok ] && res=${TB_R_RES[j]}
+			[[ "${TB_R_RTTS[j]}" =~ ^[0-9]+$ ]] && [ "${TB_R_RTTS[j]}" -gt "$rtts" ] && rtts=${TB_R_RTTS[j]}
+			[[ "${TB_R_MS[j]}" =~ ^[0-9]+$ ]] && [ "${TB_R_MS[j]}" -gt "$ms" ] && ms=${TB_R_MS[j]}
+		done
+		printf 'flow %s %s %s tap-rtts=%s tap-ms=%s\n' "${TB_R_FLOW[i]}" "$svc" "$res" "$rtts" "$ms"
 	done
 }
 

@@ -233,7 +233,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: tapbridge reader --keys FILE --state DIR (--pcsc NAME | --connect tcp:HOST:PORT)\n"
-		"         --app pay|gate|id|checkout [--amount N] [--items ID:QTY:PRICE,...]\n"
+		"         --app pay|gate|id|checkout|refund [--amount N] [--items ID:QTY:PRICE,...]\n"
+		"         [--refund-key S:<serial>:<counter>]\n"
 		"         [--ticket-service N] [--service N] [--taps N] [--timeout S]\n"
 		"         [--flow-order online-first|offline-first] [--now UNIX-SECONDS]\n"
 		"  --pcsc \"\" takes the first PC/SC reader; --now is a test seam: the reader's\n"
@@ -249,29 +250,39 @@ static int bad(const char *what)
 
 struct rd_args {
 	const char *keys, *state, *pcsc, *connect, *app, *amount, *items, *tsvc, *svc, *taps,
-		*timeout, *order, *now;
+		*timeout, *order, *now, *refund_key;
 	uint32_t n_taps, timeout_s;
 	int64_t now_s;               /* --now, else -1: the system clock */
 };
 
 static int parse_cfg(struct rd_args *a, struct rdr_cfg *cfg)
 {
-	static const char *const apps[] = { "pay", "gate", "id", "checkout" };
+	static const char *const apps[] = { "pay", "gate", "id", "checkout", "refund" };
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (a->keys == NULL || a->state == NULL || a->app == NULL)
 		return bad("--keys, --state and --app are needed");
 	if ((a->pcsc == NULL) == (a->connect == NULL))
 		return bad("give one of --pcsc and --connect");
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		if (strcmp(a->app, apps[i]) == 0)
 			cfg->app = (enum rdr_app)(i + 1);
 	if (cfg->app == 0)
-		return bad("--app must be pay, gate, id or checkout");
+		return bad("--app must be pay, gate, id, checkout or refund");
 	if (a->amount != NULL && args_u32(a->amount, 1, UINT32_MAX, &cfg->amount))
 		return bad("--amount must be a number 1..4294967295");
-	if (cfg->app == RDR_APP_PAY && a->amount == NULL)
-		return bad("--app pay needs --amount");
+	if ((cfg->app == RDR_APP_PAY || cfg->app == RDR_APP_REFUND) && a->amount == NULL)
+		return bad("--app pay and --app refund need --amount");
+	if (cfg->app == RDR_APP_REFUND) {
+		uint8_t b[RMSG_REFUND_LEN_MAX];
+		struct wr w = wr_init(b, sizeof(b));
+		size_t kn = a->refund_key != NULL ? strlen(a->refund_key) : 0;
+
+		if (kn == 0 || rmsg_refund_enc(&w, a->refund_key, kn, cfg->amount) != 0)
+			return bad("--app refund needs --refund-key KEY (the payment's receipt key "
+				   "S:<serial>:<counter>, 1..47 printable characters)");
+		memcpy(cfg->refund_key, a->refund_key, kn + 1);
+	}
 	if (a->items != NULL && parse_items(a->items, cfg))
 		return bad("--items: ID:QTY:PRICE,... (at most 16, qty 1..65535)");
 	if (cfg->app == RDR_APP_CHECKOUT && cfg->n_items == 0)
@@ -352,7 +363,7 @@ int cmd_reader(int argc, char **argv)
 		{ "--items", &a.items, NULL },    { "--ticket-service", &a.tsvc, NULL },
 		{ "--service", &a.svc, NULL },    { "--taps", &a.taps, NULL },
 		{ "--timeout", &a.timeout, NULL }, { "--flow-order", &a.order, NULL },
-		{ "--now", &a.now, NULL },
+		{ "--now", &a.now, NULL },        { "--refund-key", &a.refund_key, NULL },
 	};
 	const struct rdr_io io = { port_xmit, rd_save, rd_say, &G.port };
 	uint32_t envelopes = 0;

@@ -472,7 +472,7 @@ int dbs_history_add(struct db *db, const struct db_event *ev, uint64_t *id)
 			  DV_I(ev->service), DV_I(ev->amount), DV_I(ev->ref), DV_NUL };
 	int rc;
 
-	if (ev->kind < DB_EV_TAP || ev->kind > DB_EV_PAUTH_DELETE || !str_ok(ev->key, DB_KEY_MAX, 0) ||
+	if (ev->kind < DB_EV_CREDIT || ev->kind > DB_EV_PAUTH_DELETE || !str_ok(ev->key, DB_KEY_MAX, 0) ||
 	    ev->ref > INT64_MAX)
 		return TB_E_INVAL;
 	if (ev->has_se) {

@@ -18,14 +18,15 @@
 #include "se/se.h"
 #include "lib/rmsg.h"
 #include "server/ledger.h"
+#include "server/relay_book.h"
 #include "server/rules.h"
 
 #define SVC_CHALLENGE_LEN 8u
 
 static const char *const svc_op_log[] = { "", "topup", "ticket", "flag", "arm", "permit",
-					  "backup", "restore", "lock", "unlock" };
+					  "backup", "restore", "lock", "unlock", "refund" };
 static const char *const svc_op_text[] = { "", "top-up", "ticket", "flag", "relay", "permit",
-					   "backup", "restore", "lock", "unlock" };
+					   "backup", "restore", "lock", "unlock", "refund" };
 
 /* A sam call waiting for its reply: which engine request it answers. */
 struct svc_call {
@@ -352,6 +353,11 @@ static void svc_tell_log(const struct svc *v, struct srv_session *s, const struc
 			       "us=%lld", v->service, v->amount, v->counter, t->replayed, us);
 		svc_log(v, s, "done", text);
 		return;
+	case SVC_T_REFUNDED:
+		(void)snprintf(text, sizeof(text), "service=%u amount=%u reader=%u counter=%u "
+			       "us=%lld", v->service, v->amount, v->rf_reader, v->counter, us);
+		svc_log(v, s, "done", text);
+		return;
 	default:
 		return;
 	}
@@ -439,6 +445,10 @@ static void svc_io_tell(struct svc *v, const struct svc_tell *t)
 	case SVC_T_TOPPED_UP:
 		(void)snprintf(text, sizeof(text), "topped up %u, balance %u", v->amount, v->balance);
 		break;
+	case SVC_T_REFUNDED:
+		(void)snprintf(text, sizeof(text), "refund %u at reader %u, balance %u", v->amount,
+			       v->rf_reader, v->balance);
+		break;
 	case SVC_T_ARMED:
 		svc_notice(s, "service available: tap the reader");
 		return;
@@ -523,6 +533,16 @@ static int svc_reconcile(struct srv_svc_host *d, struct svc *v, const struct led
 	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT ? rc : 0;
 }
 
+/* A refund's credit, its receipt verified: marked done in its own request of the batch. */
+static int svc_refund_job(struct srv_svc_host *d, struct svc *v, int64_t now)
+{
+	struct relay_due due = { .xfer = v->rf_xfer, .amount = v->amount, .service = v->service,
+				 .reader = v->rf_reader };
+	int replayed = 0;
+
+	return relay_refund_credited(d->db, v->serial, &due, v->counter, now, &replayed);
+}
+
 /* The revocation of a ticket the se refused, inside its own request of the batch. */
 static int svc_ticket_revoke(struct srv_svc_host *d, struct svc *v)
 {
@@ -595,6 +615,10 @@ void srv_svc_flush_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (v->op == SVC_OP_TICKET) {
 			x->job_rc = svc_ticket_job(d, v, now);
+			continue;
+		}
+		if (v->op == SVC_OP_REFUND) {
+			x->job_rc = svc_refund_job(d, v, now);
 			continue;
 		}
 		if (v->state == SV_JOB) {

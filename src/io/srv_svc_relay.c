@@ -15,13 +15,13 @@
 #include "server/rules.h"
 
 static const char *const svc_rec_name[] = { "", "pay", "order", "ticket", "personal-auth",
-					    "flag" };
+					    "flag", "refund" };
 
 /* A booked reader record as the phone shows it, and its log line. */
 void svc_relayed_text(const struct svc *v, struct srv_session *s,
 		      const struct svc_rl_rec *x, char *text, size_t cap)
 {
-	const char *name = x->kind < 6 ? svc_rec_name[x->kind] : "record";
+	const char *name = x->kind < 7 ? svc_rec_name[x->kind] : "record";
 	long long us = (long long)(svc_now_us() - v->rl.t0_us);
 
 	srv_log(s, "relay_done", "reader=%u kind=%s seq=%u status=%u exchanges=%u us=%lld",
@@ -93,5 +93,23 @@ int svc_relay_book(struct srv_svc_host *d, struct svc *v, int64_t now)
 	if (rc == 0 && d->db->ops->deny_list(d->db, NULL, v->rl.deny, 32, &v->rl.ndeny,
 					      &version) != 0)
 		v->rl.ndeny = 0;
+	v->rl.due_xfer = 0;
+	if (rc == 0) {
+		/* a read in a request of its own: a failure only leaves the credit for later */
+		struct relay_due due;
+		int dr = db_req_begin(d->db);
+
+		if (dr == 0) {
+			dr = relay_refund_due(d->db, v->serial, &due);
+			(void)db_req_end(d->db, 0);
+		}
+		if (dr == 0 && due.xfer != 0) {
+			v->rl.due_xfer = due.xfer;
+			v->rl.due_amount = due.amount;
+			v->rl.due_service = due.service;
+			v->rl.due_reader = due.reader;
+		}
+	}
 	return rc;
 }
+

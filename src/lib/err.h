@@ -76,6 +76,8 @@
 	X(TB_E_SRV_NOT_OWNER,   -224, "blob belongs to another se that this one does not replace") \
 	X(TB_E_SRV_KEY_VERSION, -225, "reader key version older than the stored one") \
 	X(TB_E_SRV_REFUND,      -226, "refund does not match a payment or exceeds it") \
+	X(TB_E_REFUND_NOT_PAID, -300, "not a payment of this se") \
+	X(TB_E_REFUND_OVER,     -301, "more than was paid") \
 	X(TB_E_SRV_UNKNOWN_TICKET, -227, "unknown ticket") \
 	X(TB_E_SRV_UNKNOWN_ORDER, -228, "unknown order") \
 	X(TB_E_SRV_RECEIPT,     -229, "receipt not a debit of this se or its MAC failed") \

@@ -230,6 +230,65 @@ int rmsg_down_dec(const uint8_t *b, size_t n, struct rmsg *out)
 
 /* ------------------------------------------------------------- records --- */
 
+/* A refund's key: printable ASCII without the space (keys never hold one). */
+static int refund_key_ok(const uint8_t *k, size_t n)
+{
+	if (n < 1 || n > RMSG_REFUND_KEY_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7E)
+			return 0;
+	return 1;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* 0, TB_E_RMSG_FIELD (length, amount 0) or TB_E_RMSG_TEXT (the key's bytes). */
+static int refund_check(const uint8_t *body, size_t n)
+{
+	if (n < RMSG_REFUND_LEN_MIN || n > RMSG_REFUND_LEN_MAX || body == NULL)
+		return TB_E_RMSG_FIELD;
+	if (!refund_key_ok(body, n - 4))
+		return TB_E_RMSG_TEXT;
+	return get_be32(body + n - 4) == 0 ? TB_E_RMSG_FIELD : 0;
+}
+
+int rmsg_refund_enc(struct wr *w, const char *key, size_t key_n, uint32_t amount)
+{
+	uint8_t a[4];
+
+	if (w == NULL || (key_n > 0 && key == NULL))
+		return TB_E_INVAL;
+	if (key_n < 1 || key_n > RMSG_REFUND_KEY_MAX || amount == 0)
+		return TB_E_RMSG_FIELD;
+	if (!refund_key_ok((const uint8_t *)key, key_n))
+		return TB_E_RMSG_TEXT;
+	if (wr_room(w) < key_n + 4)
+		return TB_E_NOSPACE;
+	be32(a, amount);
+	(void)wr_bytes(w, (const uint8_t *)key, key_n);
+	(void)wr_bytes(w, a, sizeof(a));
+	return 0;
+}
+
+int rmsg_refund_dec(const uint8_t *body, size_t n, const char **key, size_t *key_n,
+		    uint32_t *amount)
+{
+	int rc;
+
+	if (key == NULL || key_n == NULL || amount == NULL)
+		return TB_E_INVAL;
+	if ((rc = refund_check(body, n)) != 0)
+		return rc;
+	*key = (const char *)body;
+	*key_n = n - 4;
+	*amount = get_be32(body + n - 4);
+	return 0;
+}
+
 static int body_fits(uint8_t kind, const uint8_t *body, size_t n)
 {
 	switch (kind) {
@@ -251,6 +310,8 @@ static int body_fits(uint8_t kind, const uint8_t *body, size_t n)
 	case RMSG_K_FLAG:
 		return n == RMSG_FLAG_LEN_NO_RECEIPT ||
 		       n == RMSG_FLAG_LEN_NO_RECEIPT + RMSG_RECEIPT_LEN;
+	case RMSG_K_REFUND:
+		return refund_check(body, n) == 0;
 	default:
 		return 0;
 	}

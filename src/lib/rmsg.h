@@ -119,6 +119,8 @@ enum rmsg_kind {
 	RMSG_K_TICKET = 3,        /* ticket record after the use (21) */
 	RMSG_K_PAUTH = 4,         /* id(16) || card nonce(8) || challenge(16) || proof(16) */
 	RMSG_K_FLAG = 5,          /* nonce(16) || amount(4) || receipt (0 or 33) */
+	RMSG_K_REFUND = 6,        /* the payment's idempotency key (1..47 bytes, 21..7E) ||
+	                           * amount(4, >= 1); online only */
 };
 #define RMSG_RECEIPT_LEN 33u
 #define RMSG_TICKET_LEN 21u
@@ -127,6 +129,16 @@ enum rmsg_kind {
 #define RMSG_ITEM_LEN 6u
 #define RMSG_BODY_MAX (RMSG_RECEIPT_LEN + 1u + RMSG_ITEMS_MAX * RMSG_ITEM_LEN) /* 130 */
 #define RMSG_FLAG_LEN_NO_RECEIPT 20u
+#define RMSG_REFUND_KEY_MAX 47u   /* DB_KEY_MAX less its NUL */
+#define RMSG_REFUND_LEN_MIN 5u
+#define RMSG_REFUND_LEN_MAX (RMSG_REFUND_KEY_MAX + 4u) /* 51 */
+
+/* A REFUND body: key (key_n bytes, not NUL-terminated) || amount. refund_dec points key
+ * into body; both check the rules above (TB_E_RMSG_FIELD, TB_E_RMSG_TEXT for the key's
+ * bytes) and write nothing on failure. */
+int rmsg_refund_enc(struct wr *w, const char *key, size_t key_n, uint32_t amount);
+int rmsg_refund_dec(const uint8_t *body, size_t n, const char **key, size_t *key_n,
+		    uint32_t *amount);
 
 struct rmsg_record {
 	uint8_t kind;             /* enum rmsg_kind */

@@ -50,7 +50,7 @@ void ph_menu_show(struct ph *ph, const char *prefix)
 
 static const char *event_name(uint8_t k)
 {
-	static const char *const names[] = { NULL, "tap", "top-up", "pay", "refund", "lock",
+	static const char *const names[] = { NULL, "se-credited", "top-up", "pay", "refund", "lock",
 					     "unlock", "lost", "replace", "ticket-issued",
 					     "ticket-used", "order", "personal-auth", "vault", "move" };
 

@@ -78,6 +78,7 @@ enum rdr_app {
 	RDR_APP_GATE,                 /* consume a valid ticket of the ticket service */
 	RDR_APP_ID,                   /* personal-auth proof (online) or the flag (offline) */
 	RDR_APP_CHECKOUT,             /* DEBIT the items' total, an ORDER record */
+	RDR_APP_REFUND,               /* a REFUND record (online only): the server credits */
 };
 
 enum rdr_order {
@@ -99,6 +100,7 @@ struct rdr_cfg {
 	uint32_t ticket_service;      /* gate; 0 = the armed service */
 	uint32_t service;             /* records when the relay names none */
 	enum rdr_order order;
+	char refund_key[RMSG_REFUND_KEY_MAX + 1]; /* refund: the payment's key, NUL-terminated */
 };
 
 struct rdr_io {

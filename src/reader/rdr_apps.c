@@ -1,6 +1,7 @@
 /* rdr_apps.c - the reader's applications, each one local step through its se channel:
  * pay (DEBIT), checkout (DEBIT of the items' total), gate (TICKET LIST + CONSUME), id
- * (PAUTH PROVE with a fresh challenge); offline, each first reads, verifies (ECDSA, the
+ * (PAUTH PROVE with a fresh challenge), refund (a record only: the server credits the se
+ * through its own channel, so it needs the relay); offline, each first reads, verifies (ECDSA, the
  * flag key) and consumes the authenticity-confirmation flag. What stays true: every
  * step that moved value or used a ticket is in the outbox (saved) before the tap goes
  * on; the flag is consumed before the value moves, so one flag serves one tap. */
@@ -207,6 +208,19 @@ int rdr_app_online(struct rdr *r)
 		rec.body_n = RMSG_PAUTH_LEN;
 		rc = pauth(r, rec.body);
 		break;
+	case RDR_APP_REFUND: {
+		struct wr w = wr_init(rec.body, sizeof(rec.body));
+
+		rec_new(r, &rec, RMSG_K_REFUND, service); /* zeroes the body w points at */
+		if (rmsg_refund_enc(&w, r->cfg->refund_key,
+				    strnlen(r->cfg->refund_key, sizeof(r->cfg->refund_key)),
+				    r->cfg->amount) != 0) {
+			rdr_say(r, "reader: refused: no refund key or amount");
+			return TB_E_RDR_REFUSED;
+		}
+		rec.body_n = w.len;
+		break;
+	}
 	default:
 		return TB_E_INVAL;
 	}
@@ -278,6 +292,10 @@ int rdr_app_offline(struct rdr *r)
 	int money = r->cfg->app == RDR_APP_PAY || r->cfg->app == RDR_APP_CHECKOUT;
 	int rc;
 
+	if (r->cfg->app == RDR_APP_REFUND) {
+		rdr_say(r, "reader: refused: refund needs the server");
+		return TB_E_RDR_REFUSED;
+	}
 	if (r->st->n + 2 > RDR_OUTBOX_MAX) {
 		rdr_say(r, "reader: refused: outbox full (report it online first)");
 		return TB_E_RDR_FULL;

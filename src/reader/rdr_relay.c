@@ -253,6 +253,10 @@ static void show_item(struct rdr *r, const struct rmsg_result_item *it)
 		line_start(&l, "reader: identity confirmed: ");
 		line_text(&l, it->info, it->info_n);
 		break;
+	case RMSG_K_REFUND: /* the server's "refund N, credit pending" */
+		line_start(&l, "reader: ");
+		line_text(&l, it->info, it->info_n);
+		break;
 	default:
 		line_start(&l, "reader: offline record ");
 		line_u32(&l, it->seq);

@@ -66,7 +66,8 @@ enum db_order_state {
 };
 /* Usage history kinds (one row per tap, top-up, refund, lock, ...). */
 enum db_ev_kind {
-	DB_EV_TAP = 1, DB_EV_TOPUP = 2, DB_EV_PAY = 3, DB_EV_REFUND = 4, DB_EV_LOCK = 5,
+	DB_EV_CREDIT = 1,   /* a refund credited to the se by the server (key C:<transfer>) */
+	DB_EV_TOPUP = 2, DB_EV_PAY = 3, DB_EV_REFUND = 4, DB_EV_LOCK = 5,
 	DB_EV_UNLOCK = 6, DB_EV_LOST = 7, DB_EV_REPLACE = 8, DB_EV_TICKET_ISSUE = 9,
 	DB_EV_TICKET_USE = 10, DB_EV_ORDER = 11, DB_EV_PAUTH = 12, DB_EV_VAULT = 13,
 	DB_EV_MOVE = 14, DB_EV_PAUTH_DELETE = 15,

@@ -178,7 +178,7 @@ void pt_serial(const uint8_t se[DB_SERIAL_LEN], char out[2 * DB_SERIAL_LEN + 1])
 const char *pt_kind_name(uint8_t kind)
 {
 	static const char *const names[] = {
-		"?", "Tap", "Top-up", "Payment", "Refund", "Lock", "Unlock", "Reported lost",
+		"?", "Refund credited to the phone", "Top-up", "Payment", "Refund", "Lock", "Unlock", "Reported lost",
 		"Replacement", "Ticket issued", "Ticket used", "Order", "Identity checked",
 		"Backup stored", "Balance moved", "Personal data deleted",
 	};

@@ -1,6 +1,6 @@
 /* relay_book.c - a reader's record, proved by its channel, booked through the service
  * rules: payments from se receipts, orders, ticket uses, flag uses, online personal
- * authentication (docs/flows.md, docs/services.md).
+ * authentication, refunds of payments (docs/flows.md, docs/services.md).
  * What stays true: each record is one savepoint of the caller's batch; a rule refusal
  * books nothing and is final (status 2), a replay answers status 1 and books nothing
  * again, and only a database failure spoils the batch (the reader retries later). */
@@ -319,6 +319,77 @@ static int book_pauth(struct db *db, uint32_t reader, struct svc_rl_rec *x, int6
 	return rc;
 }
 
+/* Why ledger_refund would refuse the payment under paid (TB_E_SRV_REFUND), told apart for
+ * the reader: 0 when it is a payment of this se and service with room for amount. */
+static int refund_why(struct db *db, const struct svc_rl_rec *x, const char *paid,
+		      uint32_t amount)
+{
+	struct db_transfer t;
+	struct db_applied ap;
+	int64_t done = 0;
+	int rc = db->ops->transfer_get(db, paid, &t, &ap);
+
+	if (rc == TB_E_DB_NOT_FOUND)
+		return TB_E_REFUND_NOT_PAID;
+	if (rc != 0)
+		return rc;
+	if (t.kind != DB_XFER_PAY || !t.has_se || !ct_eq(t.se, x->serial, DB_SERIAL_LEN) ||
+	    t.service != x->service)
+		return TB_E_REFUND_NOT_PAID;
+	if ((rc = db->ops->refunded_sum(db, ap.id, &done)) != 0)
+		return rc;
+	return done + (int64_t)amount > (int64_t)t.amount ? TB_E_REFUND_OVER : 0;
+}
+
+/* paid key || amount(4): revenue -> this se's purse under R:<reader>:<seq>. The se gets
+ * the money afterwards, through the server's own channel (svc_refund.c): "credit pending". */
+static int book_refund(struct db *db, uint32_t reader, struct svc_rl_rec *x,
+		       const uint8_t *body, int64_t now)
+{
+	char paid[DB_KEY_MAX];
+	struct ledger_req rq;
+	struct ledger_reply out;
+	struct db_transfer t;
+	struct db_applied ap;
+	const char *key;
+	size_t key_n;
+	uint32_t amount;
+	int r;
+
+	if (rmsg_refund_dec(body, x->len, &key, &key_n, &amount) != 0 || key_n >= sizeof(paid))
+		return TB_E_REFUND_NOT_PAID;
+	memcpy(paid, key, key_n);
+	paid[key_n] = '\0';
+	memset(&rq, 0, sizeof(rq));
+	if ((r = ledger_key_reader(reader, x->seq, rq.key)) != 0)
+		return r;
+	/* A resent record replays whatever the payment's room is now (ledger_refund). */
+	r = db->ops->transfer_get(db, rq.key, &t, &ap);
+	if (r == TB_E_DB_NOT_FOUND)
+		r = refund_why(db, x, paid, amount);
+	if (r != 0)
+		return r;
+	memcpy(rq.se, x->serial, sizeof(rq.se));
+	rq.reader = reader;
+	rq.service = x->service;
+	rq.amount = amount;
+	rq.time = x->time;
+	rq.now = now;
+	if ((r = ledger_refund(db, &rq, paid, &out)) != 0)
+		return r;
+	x->status = out.replayed ? RMSG_ST_REPLAY : RMSG_ST_BOOKED;
+	x->amount = amount;
+	x->balance = out.balance;
+	{
+		struct info t2 = info_at(x);
+
+		info_s(&t2, "refund ");
+		info_u(&t2, amount);
+		info_s(&t2, ", credit pending");
+	}
+	return 0;
+}
+
 int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8_t *body,
 	       int64_t now)
 {
@@ -343,6 +414,9 @@ int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8
 	case RMSG_K_PAUTH:
 		r2 = book_pauth(db, reader, x, now);
 		break;
+	case RMSG_K_REFUND:
+		r2 = book_refund(db, reader, x, body, now);
+		break;
 	default:
 		r2 = TB_E_UNSUPPORTED;
 		break;
@@ -356,4 +430,77 @@ int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8
 		return book_fatal(r2) ? r2 : 0;
 	}
 	return r;
+}
+
+/* ------------------------------------------------- refund credits due --- */
+
+static int credit_key(uint64_t xfer, char key[DB_KEY_MAX])
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(xfer >> (56 - 8 * i));
+	memcpy(key, "C:", 2);
+	return hex_encode(b, sizeof(b), HEX_PUBLIC, key + 2, DB_KEY_MAX - 2);
+}
+
+int relay_refund_due(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct relay_due *out)
+{
+	static struct db_event ev[RELAY_DUE_SCAN]; /* one loop thread books at a time */
+	struct db_event old;
+	char key[DB_KEY_MAX];
+	size_t n = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = db->ops->history_by_se(db, serial, 0, ev, RELAY_DUE_SCAN, &n)) != 0)
+		return rc;
+	/* newest first: the last one found is the oldest due */
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].kind != DB_EV_REFUND || ev[i].key[0] != '\0' || ev[i].ref == 0 ||
+		    ev[i].amount <= 0 || ev[i].amount > (int64_t)LEDGER_AMOUNT_MAX)
+			continue;
+		if ((rc = credit_key(ev[i].ref, key)) != 0)
+			return rc;
+		rc = db->ops->history_find(db, key, &old);
+		if (rc == 0)
+			continue;
+		if (rc != TB_E_DB_NOT_FOUND)
+			return rc;
+		out->xfer = ev[i].ref;
+		out->amount = (uint32_t)ev[i].amount;
+		out->service = ev[i].service;
+		out->reader = ev[i].reader;
+	}
+	return 0;
+}
+
+int relay_refund_credited(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+			  const struct relay_due *d, uint32_t counter, int64_t now, int *replayed)
+{
+	struct db_event ev, old;
+	int rc, r2;
+
+	*replayed = 0;
+	memset(&ev, 0, sizeof(ev));
+	if ((rc = credit_key(d->xfer, ev.key)) != 0)
+		return rc;
+	if ((rc = db_req_begin(db)) != 0)
+		return rc;
+	r2 = db->ops->history_find(db, ev.key, &old);
+	if (r2 == 0) {
+		*replayed = 1;
+	} else if (r2 == TB_E_DB_NOT_FOUND) {
+		ev.time = now;
+		ev.kind = DB_EV_CREDIT;
+		ev.has_se = 1;
+		memcpy(ev.se, serial, sizeof(ev.se));
+		ev.reader = d->reader;
+		ev.service = d->service;
+		ev.amount = d->amount;
+		ev.ref = counter;
+		r2 = db->ops->history_add(db, &ev, NULL);
+	}
+	rc = db_req_end(db, r2 == 0);
+	return r2 != 0 ? r2 : rc;
 }

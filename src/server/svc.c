@@ -261,7 +261,7 @@ static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct s
 		svc_chan_next(v, io);
 		return;
 	}
-	if (v->op != SVC_OP_TOPUP) {
+	if (v->op != SVC_OP_TOPUP && v->op != SVC_OP_REFUND) {
 		svc_stored(v, io, r);
 		return;
 	}
@@ -385,15 +385,11 @@ int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
 
 /* ------------------------------------------------------------- starts --- */
 
-static void svc_topup_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
-			    int64_t now_us)
+/* A CREDIT of v->amount through the channel (a top-up, a refund's credit). */
+void svc_credit_start(struct svc *v, const struct svc_io *io)
 {
 	struct wr w = wr_init(v->cmd, sizeof(v->cmd));
 
-	v->op = SVC_OP_TOPUP;
-	v->service = sv->id;
-	v->amount = sv->item1;
-	v->t0_us = now_us;
 	if (svc_cmd_credit(&w, v->amount) != 0) {
 		svc_fail(v, io, "credit");
 		return;
@@ -401,6 +397,16 @@ static void svc_topup_start(struct svc *v, const struct svc_io *io, const struct
 	v->cmd_n = w.len;
 	svc_tell_kind(v, io, SVC_T_START);
 	svc_channel_start(v, io);
+}
+
+static void svc_topup_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+			    int64_t now_us)
+{
+	v->op = SVC_OP_TOPUP;
+	v->service = sv->id;
+	v->amount = sv->item1;
+	v->t0_us = now_us;
+	svc_credit_start(v, io);
 }
 
 /* A ticket: its db row first (the db gives the id the se's record carries), committed in
@@ -676,6 +682,10 @@ int svc_job_done(struct svc *v, const struct svc_io *io, int rc, int replayed)
 	}
 	if (v->op == SVC_OP_TICKET) {
 		svc_ticket_done(v, io, rc);
+		return svc_put(v);
+	}
+	if (v->op == SVC_OP_REFUND) {
+		svc_refund_done(v, io, rc);
 		return svc_put(v);
 	}
 	if (v->state == SV_JOB) {

@@ -25,7 +25,7 @@
 /* What a session's channel to the se is for. */
 enum svc_op { SVC_OP_TOPUP = 1, SVC_OP_TICKET = 2, SVC_OP_FLAG = 3, SVC_OP_ARM = 4,
 	      SVC_OP_PERMIT = 5, SVC_OP_BACKUP = 6, SVC_OP_RESTORE = 7, SVC_OP_LOCK = 8,
-	      SVC_OP_UNLOCK = 9 };
+	      SVC_OP_UNLOCK = 9, SVC_OP_REFUND = 10 };
 
 /* SELECT's op byte (docs/protocol.md): the service's phone operation, use at a reader now
  * (flow 1: the server arms the relay), or a one-time relay permit (flows 2, 4, 5). */
@@ -169,6 +169,7 @@ enum svc_tell_kind {
 	SVC_T_OP_LOST,         /* rc: the op's db work not recorded; the session ends */
 	SVC_T_REKEY_START,     /* log only: the current KVN did not reach the se */
 	SVC_T_REKEYED,         /* log only: the se's sets replaced (rk_* say which) */
+	SVC_T_REFUNDED,        /* a refund credited: "refund A at reader R, balance B" */
 };
 
 struct svc_tell {
@@ -271,6 +272,10 @@ struct svc_relay {
 	size_t ndeny;
 	int64_t t0_us;
 	uint32_t exchanges;      /* RELAY_UPs answered by the server (round trips) */
+	/* a refund of this se booked but not yet in it (relay_refund_due, found in the
+	 * batch): credited through the server's channel after the RESULT (svc_refund.c) */
+	uint64_t due_xfer;       /* 0: none */
+	uint32_t due_amount, due_service, due_reader;
 };
 
 /* One phone session's service state. The adapter may read every field; it writes only
@@ -321,6 +326,9 @@ struct svc {
 	uint8_t stored;          /* restore: tickets stored in the se */
 	uint8_t pauth_reg;       /* flag: a personal-auth key is being set */
 	uint8_t pauth_id[SVC_PAUTH_ID_LEN];
+	/* refund credit (svc_refund.c): the refund's transfer and the reader that took it */
+	uint64_t rf_xfer;
+	uint32_t rf_reader;
 	/* re-keying (svc_rekey.c): once per operation, before its channel */
 	uint8_t rekeyed;         /* a re-key ran for this operation (a second 6A88 is a refusal) */
 	uint8_t rk_family;       /* the PUT KEY in flight (0: the key information) */
@@ -358,6 +366,11 @@ int svc_pauth_check(const uint8_t serial[SVC_SERIAL_LEN], const uint8_t *body, s
 		    const uint8_t *plain, size_t pn);
 /* Blob ids: "vault:<serial hex>:<slot>" and "pauth:<serial hex>" (out: SVC_BLOB_ID_MAX). */
 int svc_blob_id(char *out, const char *what, const uint8_t serial[SVC_SERIAL_LEN], int slot);
+/* A refund's credit (svc_refund.c): started after a RESULT when v->rl.due_xfer names one
+ * and the session is idle (a CREDIT of its amount through the channel, the receipt checked
+ * as a top-up's, its mark as the db work, then told); the outcome of that db work. */
+void svc_refund_start(struct svc *v, const struct svc_io *io, int64_t now_us);
+void svc_refund_done(struct svc *v, const struct svc_io *io, int rc);
 /* Drops the reference a queued relay job held: 1 when v may be freed now. */
 int svc_put_ref(struct svc *v);
 

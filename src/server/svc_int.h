@@ -25,6 +25,7 @@ void svc_tell_rc(struct svc *v, const struct svc_io *io, int rc);
 /* svc.c: the channel: the sam session closed; SELECT then SCP_OPEN for v->cmd; the next
  * command in v->cmd (wiped once the sam has it); the db work of phase queued. */
 void svc_close_handle(struct svc *v, const struct svc_io *io);
+void svc_credit_start(struct svc *v, const struct svc_io *io);
 void svc_channel_start(struct svc *v, const struct svc_io *io);
 void svc_chan_next(struct svc *v, const struct svc_io *io);
 void svc_queue_phase(struct svc *v, const struct svc_io *io, uint8_t phase);

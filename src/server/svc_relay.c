@@ -392,6 +392,7 @@ static void rl_on_openblob(struct svc *v, const struct svc_io *io, const struct 
 
 static void rl_on_wrap(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
 {
+	int64_t t0;
 	uint8_t b[RMSG_MAX];
 	struct wr w = wr_init(b, sizeof(b));
 
@@ -407,8 +408,10 @@ static void rl_on_wrap(struct svc *v, const struct svc_io *io, const struct svc_
 
 		io->tell(v, &t);
 	}
+	t0 = v->rl.t0_us;
 	v->rl.t0_us = 0;
 	svc_relay_stage(v, io);
+	svc_refund_start(v, io, t0); /* a refund booked for this se: credited now */
 }
 
 void svc_relay_sam(struct svc *v, const struct svc_io *io, uint8_t kind,
