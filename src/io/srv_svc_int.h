@@ -1,6 +1,7 @@
 /* srv_svc_int.h - internal to src/io/srv_svc*.c (the API is srv_svc_io.h): the state kept
  * beside each engine, and the calls the adapter's parts share: srv_svc_io.c (the engine's io,
- * texts, group commit), srv_svc_vault.c (the vault's db work), srv_svc_relay.c (the relay). */
+ * group commit), srv_svc_text.c (the texts), srv_svc_vault.c (the vault's db work),
+ * srv_svc_relay.c (the relay). */
 #ifndef TB_IO_SRV_SVC_INT_H
 #define TB_IO_SRV_SVC_INT_H
 
@@ -31,6 +32,10 @@ struct srv_svc {
 int64_t svc_now_us(void);
 struct srv_svc *svc_of(const struct svc *v);
 struct srv_session *svc_sess(const struct svc *v);
+
+/* srv_svc_text.c: the struct svc_io call that tells the phone an outcome (a NOTICE, or an
+ * ERROR that ends the session) and logs it; nothing once v's session has ended. */
+void svc_io_tell(struct svc *v, const struct svc_tell *t);
 
 /* srv_svc_relay.c: the relay's calls of struct svc_io (RELAY_DOWN, STAGE, the reader
  * check, a relay job queued for the batch). */

@@ -1,6 +1,7 @@
 /* svc.c - the per-phone service engine: SELECT, the SCP03 channel through the phone (one
  * or several secured commands), the sam's steps and the db work, as decisions over struct
- * svc with no I/O; the vault (backup, restore, personal-auth keys) is in svc_vault.c.
+ * svc with no I/O; the vault (backup, restore, personal-auth keys) is in svc_vault.c, the
+ * flag in svc_flag.c, arm, permit and lock in svc_arm.c.
  * What stays true: a confirmation is told only after its commit outcome is 0 (a ticket's
  * only after its committed record is stored in the se); a failed commit never confirms;
  * v->cmd (a personal-auth key, in PAUTH SET) is wiped once the sam has it. */
@@ -320,34 +321,6 @@ static void svc_on_open(struct svc *v, const struct svc_io *io, const struct svc
 	v->state = SV_IU;
 }
 
-/* Both the signature and (registering) the sealed key are in: the channel starts. */
-void svc_flag_ready(struct svc *v, const struct svc_io *io)
-{
-	if (--v->sam_wait == 0)
-		svc_channel_start(v, io);
-}
-
-/* The signature of the flag token (key-version(1) signature(64)): FLAG SET carries both.
- * Registering a personal-auth key, FLAG SET is the second command, after PAUTH SET. */
-static void svc_on_sign(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r)
-{
-	uint8_t *dst = v->pauth_reg ? v->next : v->cmd;
-	struct wr w = wr_init(dst, SVC_CMD_MAX);
-
-	if (v->state != SV_SIGN)
-		return;
-	if (r->err != 0 || r->n != 1 + SVC_SIG_LEN ||
-	    svc_cmd_flag_set(&w, v->token, r->data + 1) != 0) {
-		svc_fail(v, io, "sign");
-		return;
-	}
-	if (v->pauth_reg)
-		v->next_n = w.len;
-	else
-		v->cmd_n = w.len;
-	svc_flag_ready(v, io);
-}
-
 typedef void (*svc_reply_fn)(struct svc *v, const struct svc_io *io,
 			     const struct svc_sam_reply *r);
 
@@ -440,90 +413,11 @@ static void svc_ticket_start(struct svc *v, const struct svc_io *io, const struc
 	svc_queue_job(v, io);
 }
 
-/* The authenticity flag (flow 3): token 01 || serial || service || expiry || nonce(16) ||
- * offline limit, signed by the sam in domain 1, stored by FLAG SET through the channel. */
-static void svc_flag_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
-			   int64_t now_s, int64_t now_us)
-{
-	struct wr w = wr_init(v->token, sizeof(v->token));
-	struct svc_sam_req rq = { .kind = SVC_SAM_SIGN, .data = v->token, .n = sizeof(v->token) };
-	struct svc_token tk;
-
-	v->op = SVC_OP_FLAG;
-	v->service = sv->id;
-	v->t0_us = now_us;
-	v->valid_until = now_s + SVC_FLAG_SECONDS;
-	memcpy(tk.serial, v->serial, sizeof(tk.serial));
-	tk.service = sv->id;
-	tk.expiry = (uint32_t)v->valid_until;
-	tk.limit = sv->item1;
-	v->pauth_reg = io->pauth_need != NULL && io->pauth_need(v) == 1;
-	v->sam_wait = 1;
-	if (v->pauth_reg && svc_pauth_key_start(v, io) != 0) {
-		svc_fail(v, io, "personal-auth key");
-		return;
-	}
-	if (crypto_random(tk.nonce, sizeof(tk.nonce)) != 0 || svc_token_put(&w, &tk) != 0 ||
-	    svc_sam_call(v, io, &rq) != 0) {
-		svc_fail(v, io, "sign");
-		return;
-	}
-	svc_tell_kind(v, io, SVC_T_START);
-	v->state = SV_SIGN;
-}
-
 void svc_init(struct svc *v, const uint8_t serial[SVC_SERIAL_LEN], void *user)
 {
 	memset(v, 0, sizeof(*v));
 	memcpy(v->serial, serial, sizeof(v->serial));
 	v->user = user;
-}
-
-/* Arm the relay for the service now (flow 1) or store a one-time permit (flows 2, 4, 5):
- * one secured command through the server's channel, like a ticket's. */
-static void svc_arm_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
-			  uint8_t op, int64_t now_s, int64_t now_us)
-{
-	int64_t until = now_s + (op == SVC_SEL_USE ? SVC_ARM_SECONDS : SVC_PERMIT_SECONDS);
-	uint8_t *c = v->cmd;
-
-	v->op = op == SVC_SEL_USE ? SVC_OP_ARM : SVC_OP_PERMIT;
-	v->service = sv->id;
-	v->amount = 0;
-	v->t0_us = now_us;
-	v->valid_until = until;
-	c[0] = 0x80;
-	c[1] = 0x6C;
-	c[2] = op == SVC_SEL_USE ? 0x00 : 0x01;
-	c[3] = 0x00;
-	c[4] = 0x08;
-	for (int i = 0; i < 4; i++) {
-		c[5 + i] = (uint8_t)(sv->id >> (24 - 8 * i));
-		c[9 + i] = (uint8_t)((uint64_t)until >> (24 - 8 * i));
-	}
-	v->cmd_n = 13;
-	svc_tell_kind(v, io, SVC_T_START);
-	svc_channel_start(v, io);
-}
-
-void svc_lock_start(struct svc *v, const struct svc_io *io, int lock, int64_t now_us)
-{
-	uint8_t *c = v->cmd;
-
-	if (v->state != SV_IDLE)
-		return;
-	v->rekeyed = 0;
-	v->op = lock ? SVC_OP_LOCK : SVC_OP_UNLOCK;
-	v->service = 0;
-	v->amount = 0;
-	v->t0_us = now_us;
-	c[0] = 0x80;
-	c[1] = lock ? 0x90 : 0x92;
-	c[2] = 0x00;
-	c[3] = 0x00;
-	v->cmd_n = 4;
-	svc_tell_kind(v, io, SVC_T_START);
-	svc_channel_start(v, io);
 }
 
 void svc_select(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,

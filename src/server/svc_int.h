@@ -1,6 +1,7 @@
 /* svc_int.h - internal to src/server/svc*.c: the steps the engine's parts share (svc.c: the
  * channel, sam replies, commit outcomes; svc_vault.c: backup, restore, personal-auth keys;
- * svc_relay.c: the relay). The API is svc.h; nothing outside src/server/svc*.c includes this.
+ * svc_relay.c: the relay; svc_flag.c: the flag; svc_arm.c: arm, permit, lock). The API is
+ * svc.h; nothing outside src/server/svc*.c includes this.
  * Each takes the session and the svc_io it runs on, as svc.h's calls do. */
 #ifndef TB_SERVER_SVC_INT_H
 #define TB_SERVER_SVC_INT_H
@@ -29,9 +30,20 @@ void svc_credit_start(struct svc *v, const struct svc_io *io);
 void svc_channel_start(struct svc *v, const struct svc_io *io);
 void svc_chan_next(struct svc *v, const struct svc_io *io);
 void svc_queue_phase(struct svc *v, const struct svc_io *io, uint8_t phase);
-/* svc.c: a CREDIT's receipt checked and sent to the sam; a flag's SIGN or SEAL reply in. */
+/* svc.c: a CREDIT's receipt checked and sent to the sam. */
 void svc_receipt_check(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+
+/* svc_flag.c: the flag started (SIGN asked, and a personal-auth key sealed when one is
+ * due); the SIGN reply; a flag's SIGN or SEAL reply in (the channel starts after both). */
+void svc_flag_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		    int64_t now_s, int64_t now_us);
+void svc_on_sign(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
 void svc_flag_ready(struct svc *v, const struct svc_io *io);
+
+/* svc_arm.c: arm the relay (op SVC_SEL_USE) or store a permit (another op); the lock's
+ * start is svc_lock_start (svc.h). */
+void svc_arm_start(struct svc *v, const struct svc_io *io, const struct svc_offer *sv,
+		   uint8_t op, int64_t now_s, int64_t now_us);
 
 /* svc_vault.c: backup or restore started (op: SVC_SEL_BACKUP or SVC_SEL_RESTORE); a fresh
  * personal-auth key sealed (0, or the error). */
