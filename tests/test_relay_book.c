@@ -5,7 +5,8 @@
  * proof of a real se core checked against its key (svc_pauth_check), the attributes the
  * reader's class may see, a replay, a failed proof, no key, deleted personal data;
  * refunds: booked once, a replay, more than paid, another se's payment, a lost se, and
- * the credits due to the se (relay_refund_due / relay_refund_credited). */
+ * the credits due to the se (relay_refund_due / relay_refund_credited), each begun at the
+ * se's counter and never sent twice (relay_refund_decide / relay_refund_begin). */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
@@ -302,6 +303,140 @@ static void test_refund(void **state)
 	assert_int_equal(bal(db, SE_A), 950);
 }
 
+/* The rule alone: a credit marked done is never sent; one never begun is sent; one begun is
+ * sent again only while the se's counter is the one it began at. */
+static void test_refund_decide(void **state)
+{
+	(void)state;
+	assert_int_equal(relay_refund_decide(0, 0, 0, 7), RELAY_CREDIT_SEND);
+	assert_int_equal(relay_refund_decide(0, 1, 7, 7), RELAY_CREDIT_SEND);
+	assert_int_equal(relay_refund_decide(0, 1, 7, 8), RELAY_CREDIT_APPLIED);
+	assert_int_equal(relay_refund_decide(0, 1, 7, 6), RELAY_CREDIT_APPLIED);
+	assert_int_equal(relay_refund_decide(0, 1, 0, 1), RELAY_CREDIT_APPLIED);
+	assert_int_equal(relay_refund_decide(1, 0, 0, 7), RELAY_CREDIT_DONE);
+	assert_int_equal(relay_refund_decide(1, 1, 7, 7), RELAY_CREDIT_DONE);
+	assert_int_equal(relay_refund_decide(1, 1, 7, 9), RELAY_CREDIT_DONE);
+}
+
+static uint8_t begin_at(struct db *db, const struct relay_due *d, uint32_t counter)
+{
+	uint8_t step = 0xEE;
+
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_begin(db, SE_A, d, counter, 5000, &step), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	return step;
+}
+
+/* A refund's credit through its rows: begun (CB:, ref = the counter read), begun again at
+ * the same counter (the CREDIT never arrived: sent again, no second row), the counter moved
+ * (the CREDIT was applied and its mark lost: marked done at c0 + 1, not sent), done (nothing
+ * sent); a second refund credited as usual. One mark per refund, never a second credit. */
+static void test_refund_begin(void **state)
+{
+	struct db *db = *state;
+	uint8_t r[33], b[64];
+	char paid[DB_KEY_MAX], key[DB_KEY_MAX];
+	struct svc_rl_rec x = rec(RMSG_K_PAY, 1, SVC_MONEY, SE_A, 33);
+	struct relay_due due, due2;
+	struct db_event ev[16], cb;
+	size_t n = 0, marks = 0, begins = 0;
+	int replayed = -1;
+
+	receipt(r, SE_A, 2, 0x02, 300, 700);
+	assert_int_equal(in_batch(db, &x, r, RDR), 0);
+	assert_int_equal(ledger_key_se(SE_A, 2, paid), 0);
+	x = rec(RMSG_K_REFUND, 2, SVC_MONEY, SE_A, refund_body(b, paid, 120));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(x.status, RMSG_ST_BOOKED);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_true(due.xfer != 0);
+
+	/* first attempt: the purse read counter 2, the begin recorded before any CREDIT */
+	assert_int_equal(begin_at(db, &due, 2), RELAY_CREDIT_SEND);
+	snprintf(key, sizeof(key), "CB:%016llX", (unsigned long long)due.xfer);
+	assert_int_equal(db->ops->history_find(db, key, &cb), 0);
+	assert_int_equal(cb.kind, DB_EV_CREDIT);
+	assert_int_equal(cb.ref, 2);
+	assert_int_equal(cb.amount, 0);
+	assert_int_equal(cb.reader, RDR);
+	assert_memory_equal(cb.se, SE_A, 8);
+	assert_int_equal(relay_refund_due(db, SE_A, &due2), 0); /* begun is not done */
+	assert_int_equal(due2.xfer, due.xfer);
+	/* the phone left before the CREDIT: the counter is still 2, so it goes again */
+	assert_int_equal(begin_at(db, &due, 2), RELAY_CREDIT_SEND);
+	assert_int_equal(db->ops->history_find(db, key, &cb), 0);
+	assert_int_equal(cb.ref, 2); /* the begin keeps its counter */
+	/* the se applied it (counter 3) and the mark was lost: taken as applied, marked */
+	assert_int_equal(begin_at(db, &due, 3), RELAY_CREDIT_APPLIED);
+	snprintf(key, sizeof(key), "C:%016llX", (unsigned long long)due.xfer);
+	assert_int_equal(db->ops->history_find(db, key, &cb), 0);
+	assert_int_equal(cb.kind, DB_EV_CREDIT);
+	assert_int_equal(cb.ref, 3); /* c0 + 1: the counter the CREDIT's receipt had */
+	assert_int_equal(cb.amount, 120);
+	assert_int_equal(relay_refund_due(db, SE_A, &due2), 0);
+	assert_int_equal(due2.xfer, 0);
+	/* found again (a stale due): nothing to send, at any counter */
+	assert_int_equal(begin_at(db, &due, 3), RELAY_CREDIT_DONE);
+	assert_int_equal(begin_at(db, &due, 2), RELAY_CREDIT_DONE);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_credited(db, SE_A, &due, 3, 5000, &replayed), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	assert_int_equal(replayed, 1);
+
+	/* a second refund: begun at 5, its CREDIT's receipt counter 6 marked; then done */
+	x = rec(RMSG_K_REFUND, 3, SVC_MONEY, SE_A, refund_body(b, paid, 80));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(relay_refund_due(db, SE_A, &due2), 0);
+	assert_true(due2.xfer != 0 && due2.xfer != due.xfer);
+	assert_int_equal(due2.amount, 80);
+	assert_int_equal(begin_at(db, &due2, 5), RELAY_CREDIT_SEND);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_credited(db, SE_A, &due2, 6, 5000, &replayed), 0);
+	assert_int_equal(db_batch_commit(db), 0);
+	assert_int_equal(replayed, 0);
+	assert_int_equal(begin_at(db, &due2, 6), RELAY_CREDIT_DONE);
+	assert_int_equal(relay_refund_due(db, SE_A, &due2), 0);
+	assert_int_equal(due2.xfer, 0);
+
+	/* one mark per refund (its amount), one begin each (amount 0); the ledger untouched */
+	assert_int_equal(db->ops->history_by_se(db, SE_A, 0, ev, 16, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].kind != DB_EV_CREDIT)
+			continue;
+		marks += strncmp(ev[i].key, "C:", 2) == 0 && ev[i].amount > 0;
+		begins += strncmp(ev[i].key, "CB:", 3) == 0 && ev[i].amount == 0;
+	}
+	assert_int_equal(marks, 2);
+	assert_int_equal(begins, 2);
+	assert_int_equal(bal(db, SE_A), 1000 - 300 + 120 + 80);
+}
+
+/* A begin spoiled with its batch leaves no row: the next attempt begins afresh. */
+static void test_refund_begin_rollback(void **state)
+{
+	struct db *db = *state;
+	uint8_t r[33], b[64], step = 0;
+	char paid[DB_KEY_MAX];
+	struct svc_rl_rec x = rec(RMSG_K_PAY, 1, SVC_MONEY, SE_A, 33);
+	struct relay_due due;
+
+	receipt(r, SE_A, 2, 0x02, 300, 700);
+	assert_int_equal(in_batch(db, &x, r, RDR), 0);
+	assert_int_equal(ledger_key_se(SE_A, 2, paid), 0);
+	x = rec(RMSG_K_REFUND, 2, SVC_MONEY, SE_A, refund_body(b, paid, 50));
+	assert_int_equal(in_batch(db, &x, b, RDR), 0);
+	assert_int_equal(relay_refund_due(db, SE_A, &due), 0);
+	assert_int_equal(db_batch_begin(db), 0);
+	assert_int_equal(relay_refund_begin(db, SE_A, &due, 2, 5000, &step), 0);
+	assert_int_equal(step, RELAY_CREDIT_SEND);
+	db->ops->batch_abort(db);
+	/* begun at 2 was never durable: at counter 4 it is a first attempt, sent */
+	assert_int_equal(begin_at(db, &due, 4), RELAY_CREDIT_SEND);
+	assert_int_equal(begin_at(db, &due, 4), RELAY_CREDIT_SEND);
+	assert_int_equal(begin_at(db, &due, 5), RELAY_CREDIT_APPLIED);
+}
+
 static void test_order(void **state)
 {
 	struct db *db = *state;
@@ -510,6 +645,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pay_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refund, setup, teardown),
+		cmocka_unit_test(test_refund_decide),
+		cmocka_unit_test_setup_teardown(test_refund_begin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refund_begin_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ticket_and_flag, setup, teardown),
 		cmocka_unit_test(test_pauth_check),
 		cmocka_unit_test_setup_teardown(test_pauth_book, setup, teardown),

@@ -1,6 +1,7 @@
 /* test_srv_svc.c - the per-phone service engine (server/svc.h) driven by fake phone, sam
  * and db inputs: confirmations only after a zero commit outcome, failed commits never
- * confirm, a phone leaving frees its state once nothing refers to it, stray replies do nothing. */
+ * confirm, a phone leaving frees its state once nothing refers to it, stray replies do nothing;
+ * a refund's credit begun (committed) before its CREDIT and sent only when the begin says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "server/relay_book.h"
 #include "svc.h"
 
 #define EV_MAX 64
@@ -766,6 +768,120 @@ static void test_restore(void **state)
 	assert_int_equal(last(&f)->rc, TB_E_VAULT_BLOB);
 }
 
+/* ------------------------------------------------------- refund credit --- */
+
+/* A refund of 0x100 at reader 7 found due after a relayed exchange: its credit starts. */
+static void refund_due(struct svc *v)
+{
+	v->rl.due_xfer = 0x55;
+	v->rl.due_amount = 0x100;
+	v->rl.due_service = 3;
+	v->rl.due_reader = 7;
+	svc_refund_start(v, &fake_io, 5);
+	assert_int_equal(v->op, SVC_OP_REFUND);
+	assert_int_equal(v->rl.due_xfer, 0);
+}
+
+/* Up to the begin: the purse (counter) read first, then the db work, the channel open. */
+static void refund_to_begin(struct svc *v, struct fake *f, uint32_t counter)
+{
+	uint8_t purse[12] = { 0 };
+
+	setup_svc(v, f);
+	refund_due(v);
+	open_channel(v, f, 0x30);
+	be32_put(purse, 0x1BC);
+	be32_put(purse + 4, counter);
+	unwrapped(v, 0x9000, purse, sizeof(purse));
+	assert_int_equal(last(f)->ev, EV_JOB);
+	assert_int_equal(v->state, SV_JOB);
+	assert_int_equal(v->phase, SVC_PH_RF_BEGIN);
+	assert_int_equal(v->c0, counter);
+	assert_true(v->has_handle);
+	/* no CREDIT before the begin is durable */
+	assert_int_equal(count(f, EV_SAM, SVC_SAM_WRAP), 0);
+}
+
+/* A refund's credit: GET BALANCE rides with EXTERNAL AUTHENTICATE, the begin (job) commits
+ * before the CREDIT is wrapped, the receipt is verified, the mark (job) commits, then told.
+ * The begin's step decides: sent, or (begun at another counter) taken as applied with no
+ * CREDIT. A lost begin, a purse read not under the R-MAC and the se's refusal send no
+ * CREDIT or mark nothing. */
+static void test_refund_credit(void **state)
+{
+	uint8_t purse[12] = { 0 }, receipt[SVC_RECEIPT_LEN];
+	struct svc_sam_reply r = { .sw = 0x9000, .data = purse, .n = sizeof(purse) };
+	struct svc v;
+	struct fake f;
+
+	(void)state;
+	refund_to_begin(&v, &f, 4);
+	v.rf_step = RELAY_CREDIT_SEND; /* what the adapter's job decided */
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 0);
+	assert_int_equal(v.phase, SVC_PH_NONE);
+	next_command(&v, &f, 0x32);
+	make_receipt(receipt, 0x100);
+	unwrapped(&v, 0x9000, receipt, sizeof(receipt));
+	assert_int_equal(last(&f)->kind, SVC_SAM_VERIFY);
+	assert_int_equal(sam_ok(&v, SVC_SAM_VERIFY), 0);
+	assert_int_equal(last(&f)->ev, EV_JOB);
+	assert_int_equal(v.state, SV_COMMIT);
+	assert_int_equal(count(&f, EV_TELL, SVC_T_REFUNDED), 0);
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 0);
+	assert_int_equal(last(&f)->kind, SVC_T_REFUNDED);
+	assert_int_equal(v.counter, 5);
+	assert_int_equal(v.balance, 700);
+	assert_int_equal(v.state, SV_IDLE);
+	assert_int_equal(sam_ok(&v, SVC_SAM_CLOSE), 0);
+	assert_int_equal(v.refs, 0);
+
+	/* begun at 4 before, the se at 5 now: applied, its mark lost; told, no CREDIT */
+	refund_to_begin(&v, &f, 5);
+	v.rf_step = RELAY_CREDIT_APPLIED;
+	assert_int_equal(svc_job_done(&v, &fake_io, 0, 0), 0);
+	assert_int_equal(last(&f)->kind, SVC_T_REFUNDED);
+	assert_int_equal(f.r[f.n - 2].kind, SVC_SAM_CLOSE);
+	assert_int_equal(count(&f, EV_SAM, SVC_SAM_WRAP), 0);
+	assert_int_equal(count(&f, EV_SAM, SVC_SAM_VERIFY), 0);
+	assert_int_equal(count(&f, EV_JOB, 0), 1);
+	assert_int_equal(v.state, SV_IDLE);
+	assert_int_equal(v.balance, 0x1BC);
+	assert_int_equal(sam_ok(&v, SVC_SAM_CLOSE), 0);
+	assert_int_equal(v.refs, 0);
+	/* marked done meanwhile (another session): the same, nothing sent */
+	refund_to_begin(&v, &f, 5);
+	v.rf_step = RELAY_CREDIT_DONE;
+	svc_job_done(&v, &fake_io, 0, 0);
+	assert_int_equal(last(&f)->kind, SVC_T_REFUNDED);
+	assert_int_equal(count(&f, EV_SAM, SVC_SAM_WRAP), 0);
+
+	/* the begin lost with its batch: the session ends, no CREDIT (the refund stays due) */
+	refund_to_begin(&v, &f, 4);
+	svc_job_done(&v, &fake_io, TB_E_DB, 0);
+	assert_int_equal(last(&f)->kind, SVC_T_OP_LOST);
+	assert_int_equal(count(&f, EV_SAM, SVC_SAM_WRAP), 0);
+	assert_int_equal(v.has_handle, 0);
+	assert_int_equal(v.state, SV_IDLE);
+
+	/* a purse answer not under the R-MAC: failed, nothing recorded */
+	setup_svc(&v, &f);
+	refund_due(&v);
+	open_channel(&v, &f, 0x30);
+	svc_sam_done(&v, &fake_io, SVC_SAM_UNWRAP, &r);
+	assert_int_equal(last(&f)->kind, SVC_T_FAILED);
+	assert_int_equal(count(&f, EV_JOB, 0), 0);
+
+	/* the se refuses the CREDIT: told, no receipt, no mark (the refund stays due) */
+	refund_to_begin(&v, &f, 4);
+	v.rf_step = RELAY_CREDIT_SEND;
+	svc_job_done(&v, &fake_io, 0, 0);
+	next_command(&v, &f, 0x32);
+	unwrapped(&v, 0x6A84, NULL, 0);
+	assert_int_equal(last(&f)->kind, SVC_T_REFUSED);
+	assert_int_equal(count(&f, EV_JOB, 0), 1);
+	assert_int_equal(count(&f, EV_SAM, SVC_SAM_VERIFY), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_next_command_refused),
 		cmocka_unit_test(test_flag_registers_key),
 		cmocka_unit_test(test_restore),
+		cmocka_unit_test(test_refund_credit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,13 +310,16 @@ static int svc_reconcile(struct srv_svc_host *d, struct svc *v, const struct led
 	return rc == TB_E_DB || rc == TB_E_DB_CONSTRAINT ? rc : 0;
 }
 
-/* A refund's credit, its receipt verified: marked done in its own request of the batch. */
+/* A refund's credit, in its own request of the batch: begun at the purse counter read
+ * (or found applied) before the CREDIT is sent; marked done once its receipt verified. */
 static int svc_refund_job(struct srv_svc_host *d, struct svc *v, int64_t now)
 {
 	struct relay_due due = { .xfer = v->rf_xfer, .amount = v->amount, .service = v->service,
 				 .reader = v->rf_reader };
 	int replayed = 0;
 
+	if (v->state == SV_JOB)
+		return relay_refund_begin(d->db, v->serial, &due, v->c0, now, &v->rf_step);
 	return relay_refund_credited(d->db, v->serial, &due, v->counter, now, &replayed);
 }
 

@@ -434,14 +434,16 @@ int relay_book(struct db *db, uint32_t reader, struct svc_rl_rec *x, const uint8
 
 /* ------------------------------------------------- refund credits due --- */
 
-static int credit_key(uint64_t xfer, char key[DB_KEY_MAX])
+/* "<prefix><transfer id, 16 hex>": C: the credit done, CB: the credit begun. */
+static int xfer_key(const char *prefix, uint64_t xfer, char key[DB_KEY_MAX])
 {
+	size_t p = strlen(prefix);
 	uint8_t b[8];
 
 	for (int i = 0; i < 8; i++)
 		b[i] = (uint8_t)(xfer >> (56 - 8 * i));
-	memcpy(key, "C:", 2);
-	return hex_encode(b, sizeof(b), HEX_PUBLIC, key + 2, DB_KEY_MAX - 2);
+	memcpy(key, prefix, p);
+	return hex_encode(b, sizeof(b), HEX_PUBLIC, key + p, DB_KEY_MAX - p);
 }
 
 int relay_refund_due(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct relay_due *out)
@@ -460,7 +462,7 @@ int relay_refund_due(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct 
 		if (ev[i].kind != DB_EV_REFUND || ev[i].key[0] != '\0' || ev[i].ref == 0 ||
 		    ev[i].amount <= 0 || ev[i].amount > (int64_t)LEDGER_AMOUNT_MAX)
 			continue;
-		if ((rc = credit_key(ev[i].ref, key)) != 0)
+		if ((rc = xfer_key("C:", ev[i].ref, key)) != 0)
 			return rc;
 		rc = db->ops->history_find(db, key, &old);
 		if (rc == 0)
@@ -475,32 +477,104 @@ int relay_refund_due(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct 
 	return 0;
 }
 
+/* A history row of d for this se under key (kind CREDIT): the mark (amount, ref = the
+ * receipt's counter) or the begin (amount 0, ref = the counter before the CREDIT). */
+static int credit_row(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+		      const struct relay_due *d, const char key[DB_KEY_MAX], int64_t amount,
+		      uint32_t ref, int64_t now)
+{
+	struct db_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	memcpy(ev.key, key, DB_KEY_MAX);
+	ev.time = now;
+	ev.kind = DB_EV_CREDIT;
+	ev.has_se = 1;
+	memcpy(ev.se, serial, sizeof(ev.se));
+	ev.reader = d->reader;
+	ev.service = d->service;
+	ev.amount = amount;
+	ev.ref = ref;
+	return db->ops->history_add(db, &ev, NULL);
+}
+
 int relay_refund_credited(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
 			  const struct relay_due *d, uint32_t counter, int64_t now, int *replayed)
 {
-	struct db_event ev, old;
+	struct db_event old;
+	char key[DB_KEY_MAX];
 	int rc, r2;
 
 	*replayed = 0;
-	memset(&ev, 0, sizeof(ev));
-	if ((rc = credit_key(d->xfer, ev.key)) != 0)
+	if ((rc = xfer_key("C:", d->xfer, key)) != 0)
 		return rc;
 	if ((rc = db_req_begin(db)) != 0)
 		return rc;
-	r2 = db->ops->history_find(db, ev.key, &old);
-	if (r2 == 0) {
+	r2 = db->ops->history_find(db, key, &old);
+	if (r2 == 0)
 		*replayed = 1;
-	} else if (r2 == TB_E_DB_NOT_FOUND) {
-		ev.time = now;
-		ev.kind = DB_EV_CREDIT;
-		ev.has_se = 1;
-		memcpy(ev.se, serial, sizeof(ev.se));
-		ev.reader = d->reader;
-		ev.service = d->service;
-		ev.amount = d->amount;
-		ev.ref = counter;
-		r2 = db->ops->history_add(db, &ev, NULL);
+	else if (r2 == TB_E_DB_NOT_FOUND)
+		r2 = credit_row(db, serial, d, key, d->amount, counter, now);
+	rc = db_req_end(db, r2 == 0);
+	return r2 != 0 ? r2 : rc;
+}
+
+uint8_t relay_refund_decide(int done, int begun, uint32_t c0, uint32_t counter)
+{
+	if (done)
+		return RELAY_CREDIT_DONE;
+	/* The CREDIT is the channel's command right after the purse read that gave c0: had
+	 * the se applied it, its counter moved. An operator settles the rare case where the
+	 * CREDIT never arrived and something else moved the purse (docs/services.md). */
+	if (begun && counter != c0)
+		return RELAY_CREDIT_APPLIED;
+	return RELAY_CREDIT_SEND;
+}
+
+/* The C: and CB: rows of d: done, begun and at which counter. */
+static int credit_state(struct db *db, const char done_key[DB_KEY_MAX],
+			const char begin_key[DB_KEY_MAX], int *done, int *begun, uint32_t *c0)
+{
+	struct db_event old;
+	int rc = db->ops->history_find(db, done_key, &old);
+
+	*done = rc == 0;
+	*begun = 0;
+	*c0 = 0;
+	if (rc != TB_E_DB_NOT_FOUND)
+		return rc;
+	rc = db->ops->history_find(db, begin_key, &old);
+	if (rc == TB_E_DB_NOT_FOUND)
+		return 0;
+	*begun = rc == 0;
+	*c0 = (uint32_t)old.ref;
+	return rc;
+}
+
+int relay_refund_begin(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+		       const struct relay_due *d, uint32_t counter, int64_t now, uint8_t *step)
+{
+	char done_key[DB_KEY_MAX], begin_key[DB_KEY_MAX];
+	int done = 0, begun = 0, rc, r2;
+	uint32_t c0 = 0;
+	uint8_t s = 0;
+
+	*step = 0;
+	if ((rc = xfer_key("C:", d->xfer, done_key)) != 0 ||
+	    (rc = xfer_key("CB:", d->xfer, begin_key)) != 0)
+		return rc;
+	if ((rc = db_req_begin(db)) != 0)
+		return rc;
+	r2 = credit_state(db, done_key, begin_key, &done, &begun, &c0);
+	if (r2 == 0) {
+		s = relay_refund_decide(done, begun, c0, counter);
+		if (s == RELAY_CREDIT_SEND && !begun)
+			r2 = credit_row(db, serial, d, begin_key, 0, counter, now);
+		else if (s == RELAY_CREDIT_APPLIED)
+			r2 = credit_row(db, serial, d, done_key, d->amount, c0 + 1, now);
 	}
 	rc = db_req_end(db, r2 == 0);
+	if (r2 == 0 && rc == 0)
+		*step = s;
 	return r2 != 0 ? r2 : rc;
 }

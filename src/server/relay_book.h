@@ -34,4 +34,24 @@ int relay_refund_due(struct db *db, const uint8_t serial[DB_SERIAL_LEN], struct 
 int relay_refund_credited(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
 			  const struct relay_due *d, uint32_t counter, int64_t now, int *replayed);
 
+/* One credit per refund, as the restore's (docs/services.md): the channel reads the se's
+ * purse first, and the credit is recorded begun at its counter c0 (history row keyed
+ * "CB:<transfer id, 16 hex>", kind CREDIT, amount 0, ref c0), committed before the CREDIT
+ * is sent. A later attempt that finds that row sends the CREDIT again only while the se's
+ * counter still equals c0; a counter that moved means the CREDIT was applied and its mark
+ * lost, so the credit is marked done (C:<transfer>, ref c0 + 1: the counter its receipt
+ * had) and not sent. */
+enum relay_credit_step {
+	RELAY_CREDIT_SEND = 1,    /* send the CREDIT (begun now, or begun at this counter) */
+	RELAY_CREDIT_APPLIED = 2, /* begun at another counter: taken as applied, marked done */
+	RELAY_CREDIT_DONE = 3,    /* marked done already: nothing to send */
+};
+/* The rule alone: done (a C: row), begun (a CB: row, at c0), the se's counter now. */
+uint8_t relay_refund_decide(int done, int begun, uint32_t c0, uint32_t counter);
+/* The rule applied for d with the se's counter now, in its own request of the open batch:
+ * the CB: row added (SEND, first attempt) or the C: mark added (APPLIED); *step says which
+ * (left 0 on an error). 0 or a TB_E_DB*. */
+int relay_refund_begin(struct db *db, const uint8_t serial[DB_SERIAL_LEN],
+		       const struct relay_due *d, uint32_t counter, int64_t now, uint8_t *step);
+
 #endif

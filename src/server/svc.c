@@ -262,6 +262,11 @@ static void svc_on_unwrap(struct svc *v, const struct svc_io *io, const struct s
 		svc_chan_next(v, io);
 		return;
 	}
+	if (v->op == SVC_OP_REFUND && v->icmd == 1) {
+		/* the purse first: the credit is recorded begun at its counter */
+		svc_refund_purse(v, io, r);
+		return;
+	}
 	if (v->op != SVC_OP_TOPUP && v->op != SVC_OP_REFUND) {
 		svc_stored(v, io, r);
 		return;
@@ -358,7 +363,7 @@ int svc_sam_done(struct svc *v, const struct svc_io *io, uint8_t kind,
 
 /* ------------------------------------------------------------- starts --- */
 
-/* A CREDIT of v->amount through the channel (a top-up, a refund's credit). */
+/* A CREDIT of v->amount through the channel (a top-up). */
 void svc_credit_start(struct svc *v, const struct svc_io *io)
 {
 	struct wr w = wr_init(v->cmd, sizeof(v->cmd));

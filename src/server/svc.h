@@ -78,6 +78,8 @@ enum svc_phase {
 	SVC_PH_R_TICKETS,   /* restore: tickets re-issued to this se, the run marked begun */
 	SVC_PH_R_DONE,      /* restore: old tickets revoked, the run and its receipt recorded */
 	SVC_PH_PAUTH,       /* the personal-auth key: vault slot 2, the identifier */
+	SVC_PH_RF_BEGIN,    /* refund: its credit begun at the purse counter read (CB:), or
+			     * found applied (relay_refund_begin) */
 };
 
 /* The sam requests the engine issues; the tag comes back with the reply. */
@@ -279,7 +281,8 @@ struct svc_relay {
 };
 
 /* One phone session's service state. The adapter may read every field; it writes only
- * user and, from a committed ticket job, ticket. */
+ * user and, from its db jobs, what they find (a ticket's id, a restore's earlier runs, a
+ * refund credit's step). */
 struct svc {
 	void *user;
 	uint8_t serial[SVC_SERIAL_LEN];
@@ -317,7 +320,8 @@ struct svc {
 	uint64_t new_id[SVC_TICKETS_MAX]; /* restore: re-issued id per bk ticket, 0 = none */
 	uint8_t old[SVC_SERIAL_LEN]; /* restore: the lost se this one replaces */
 	uint32_t moved;          /* restore: the balance the ledger moved */
-	uint32_t c0;             /* restore: the se's purse counter when the run began */
+	uint32_t c0;             /* restore: the se's purse counter when the run began;
+	                          * refund: the counter read before the CREDIT */
 	uint8_t pending;         /* restore: a run began before (history) */
 	uint8_t done_before;     /* restore: a run was recorded done */
 	uint8_t skip_credit;     /* restore: the purse moved since that run began */
@@ -329,6 +333,7 @@ struct svc {
 	/* refund credit (svc_refund.c): the refund's transfer and the reader that took it */
 	uint64_t rf_xfer;
 	uint32_t rf_reader;
+	uint8_t rf_step;         /* enum relay_credit_step, from the begin job (0: none yet) */
 	/* re-keying (svc_rekey.c): once per operation, before its channel */
 	uint8_t rekeyed;         /* a re-key ran for this operation (a second 6A88 is a refusal) */
 	uint8_t rk_family;       /* the PUT KEY in flight (0: the key information) */
@@ -367,8 +372,10 @@ int svc_pauth_check(const uint8_t serial[SVC_SERIAL_LEN], const uint8_t *body, s
 /* Blob ids: "vault:<serial hex>:<slot>" and "pauth:<serial hex>" (out: SVC_BLOB_ID_MAX). */
 int svc_blob_id(char *out, const char *what, const uint8_t serial[SVC_SERIAL_LEN], int slot);
 /* A refund's credit (svc_refund.c): started after a RESULT when v->rl.due_xfer names one
- * and the session is idle (a CREDIT of its amount through the channel, the receipt checked
- * as a top-up's, its mark as the db work, then told); the outcome of that db work. */
+ * and the session is idle: the purse read (GET BALANCE) first, the credit recorded begun
+ * at its counter (db work SVC_PH_RF_BEGIN, committed before the CREDIT is sent: never
+ * twice), then CREDIT of its amount in the same channel, the receipt checked as a
+ * top-up's, its mark as the db work, then told; the outcome of either db work. */
 void svc_refund_start(struct svc *v, const struct svc_io *io, int64_t now_us);
 void svc_refund_done(struct svc *v, const struct svc_io *io, int rc);
 /* Drops the reference a queued relay job held: 1 when v may be freed now. */

@@ -58,6 +58,9 @@ void svc_on_seal(struct svc *v, const struct svc_io *io, const struct svc_sam_re
 void svc_on_openblob(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
 void svc_phase_done(struct svc *v, const struct svc_io *io, int rc);
 
+/* svc_refund.c: a refund credit's purse read (the channel's first answer, 9000). */
+void svc_refund_purse(struct svc *v, const struct svc_io *io, const struct svc_sam_reply *r);
+
 /* svc_rekey.c: the se answered INITIALIZE UPDATE for the current KVN with 6A88: re-key it
  * (a channel of its own on the ISD), then start the operation's channel again; an SE_RESP
  * in a re-key state; the re-key's sam replies. */
