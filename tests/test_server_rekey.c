@@ -10,48 +10,10 @@
 
 static struct srv_rig g_rig;
 
-/* rig_setup with a sam that may rotate (the rig's own has only --allow-perso). */
-static void setup_rotating(struct srv_rig *r, int nse)
-{
-	struct sam_sync sam;
-
-	memset(r, 0, sizeof(*r));
-	r->nse = nse;
-	r->sam = r->server = -1;
-	sp_bin(r->bin, sizeof(r->bin));
-	memcpy(r->dir, "/tmp/tb_rky_XXXXXX", sizeof("/tmp/tb_rky_XXXXXX"));
-	assert_non_null(mkdtemp(r->dir));
-	rig_path(r, r->keys, "sam.keys");
-	rig_path(r, r->kek, "sam.kek");
-	rig_path(r, r->sam_sock, "sam.sock");
-	rig_path(r, r->sam_log, "sam.log");
-	rig_path(r, r->db_path, "srv.db");
-	rig_path(r, r->state, "state");
-	snprintf(r->db_url, sizeof(r->db_url), "sqlite:%s", r->db_path);
-	{
-		char *init[] = { r->bin, "sam", "--init", "--keys", r->keys, "--kek-file", r->kek, NULL };
-		char *run[] = { r->bin, "sam", "--socket", r->sam_sock, "--keys", r->keys, "--kek-file",
-				r->kek, "--allow-perso", "--allow-rotate", NULL };
-		int fd;
-
-		assert_int_equal(sp_run(init, r->sam_log), 0);
-		r->sam = sp_spawn(run, r->sam_log);
-		fd = sp_unix_connect(r->sam_sock, 5000);
-		assert_true(fd >= 0);
-		close(fd);
-	}
-	assert_int_equal(sam_sync_connect(&sam, r->sam_sock), 0);
-	for (int i = 0; i < nse; i++)
-		rig_make_se(r, &sam, i);
-	sam_sync_close(&sam);
-	rig_db_setup(r);
-	rig_server_start(r);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	setup_rotating(&g_rig, 2);
+	rig_setup_sam(&g_rig, 2, "--allow-rotate"); /* a sam that may rotate */
 	return 0;
 }
 

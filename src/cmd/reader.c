@@ -105,21 +105,6 @@ static int link_connect(const struct framed_addr *a)
 	return fd;
 }
 
-static int link_write(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return TB_E_IO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Sends one APDU frame, reads the RESPONSE frame. */
 static int link_xmit(int fd, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *got)
 {
@@ -131,7 +116,7 @@ static int link_xmit(int fd, const uint8_t *cmd, size_t n, uint8_t *resp, size_t
 	size_t pn = 0;
 	uint8_t type = 0;
 
-	if (frame_write(&w, 0x01, cmd, n, RD_LINK_MAX) != 0 || link_write(fd, out, w.len) != 0 ||
+	if (frame_write(&w, 0x01, cmd, n, RD_LINK_MAX) != 0 || reader_fd_write_all(fd, out, w.len) != 0 ||
 	    frame_rd_init(&f, G.fbuf, sizeof(G.fbuf), RD_LINK_MAX, NULL) != 0)
 		return TB_E_IO;
 	while (frame_rd_state(&f) == FRAME_NEED_MORE) {

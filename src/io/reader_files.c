@@ -247,7 +247,7 @@ int reader_state_load(const char *dir, struct rdr_store *out)
 	return rc == TB_E_IO ? rc : (rc != 0 ? TB_E_RDR_STATE : 0);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int reader_fd_write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t k = write(fd, p, n);
@@ -275,7 +275,7 @@ int reader_state_save(const char *dir, const struct rdr_store *s)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return TB_E_IO;
-	rc = write_all(fd, buf, w.len);
+	rc = reader_fd_write_all(fd, buf, w.len);
 	if (rc == 0 && fsync(fd) != 0)
 		rc = TB_E_IO;
 	if (close(fd) != 0 && rc == 0)

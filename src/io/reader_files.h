@@ -42,4 +42,7 @@ int reader_state_load(const char *dir, struct rdr_store *out);
  * only when the new state is durable. TB_E_IO, TB_E_NOSPACE. */
 int reader_state_save(const char *dir, const struct rdr_store *s);
 
+/* Writes all n bytes to fd (a short write or EINTR goes on). 0 or TB_E_IO. */
+int reader_fd_write_all(int fd, const uint8_t *p, size_t n);
+
 #endif

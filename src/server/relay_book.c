@@ -71,6 +71,20 @@ static int book_receipt(const struct svc_rl_rec *x, const uint8_t *receipt,
 	return 0;
 }
 
+/* The money request of a verified debit receipt, keyed by the receipt itself. */
+static int book_req(const struct svc_receipt *rc, uint32_t reader, const struct svc_rl_rec *x,
+		    int64_t now, struct ledger_req *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	memcpy(rq->se, rc->serial, sizeof(rq->se));
+	rq->reader = reader;
+	rq->service = x->service;
+	rq->amount = rc->amount;
+	rq->time = x->time;
+	rq->now = now;
+	return ledger_key_se(rc->serial, rc->counter, rq->key);
+}
+
 static int book_pay(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 		    const uint8_t *receipt, int64_t now)
 {
@@ -79,17 +93,8 @@ static int book_pay(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	struct ledger_reply out;
 	int r;
 
-	if ((r = book_receipt(x, receipt, &rc)) != 0)
+	if ((r = book_receipt(x, receipt, &rc)) != 0 || (r = book_req(&rc, reader, x, now, &rq)) != 0)
 		return r;
-	memset(&rq, 0, sizeof(rq));
-	if ((r = ledger_key_se(rc.serial, rc.counter, rq.key)) != 0)
-		return r;
-	memcpy(rq.se, rc.serial, sizeof(rq.se));
-	rq.reader = reader;
-	rq.service = x->service;
-	rq.amount = rc.amount;
-	rq.time = x->time;
-	rq.now = now;
 	if ((r = ledger_pay(db, &rq, &out)) != 0)
 		return r;
 	x->status = out.replayed ? RMSG_ST_REPLAY : RMSG_ST_BOOKED;
@@ -147,15 +152,8 @@ static int book_order(struct db *db, uint32_t reader, struct svc_rl_rec *x,
 	}
 	if (total != rc.amount)
 		return TB_E_SRV_AMOUNT;
-	if ((r = ledger_key_se(rc.serial, rc.counter, rq.key)) != 0)
-		return r;
-	memcpy(rq.se, rc.serial, sizeof(rq.se));
-	rq.reader = reader;
-	rq.service = x->service;
-	rq.amount = rc.amount;
-	rq.time = x->time;
-	rq.now = now;
-	if ((r = srv_order_pay(db, ap.id, &rq, &out)) != 0)
+	if ((r = book_req(&rc, reader, x, now, &rq)) != 0 ||
+	    (r = srv_order_pay(db, ap.id, &rq, &out)) != 0)
 		return r;
 	x->status = RMSG_ST_BOOKED;
 	{

@@ -215,7 +215,9 @@ static inline void rig_server_start(struct srv_rig *r)
 		assert_int_equal(tls_client_new(r->fpr, &r->tc), 0);
 }
 
-static inline void rig_setup(struct srv_rig *r, int nse)
+/* The stack with nse ses; sam_extra: one more flag for the sam (e.g. "--allow-rotate"),
+ * or NULL for a sam with --allow-perso only. */
+static inline void rig_setup_sam(struct srv_rig *r, int nse, const char *sam_extra)
 {
 	struct sam_sync sam;
 
@@ -236,7 +238,7 @@ static inline void rig_setup(struct srv_rig *r, int nse)
 	{
 		char *init[] = { r->bin, "sam", "--init", "--keys", r->keys, "--kek-file", r->kek, NULL };
 		char *run[] = { r->bin, "sam", "--socket", r->sam_sock, "--keys", r->keys, "--kek-file",
-				r->kek, "--allow-perso", NULL };
+				r->kek, "--allow-perso", (char *)sam_extra, NULL };
 		int fd;
 
 		assert_int_equal(sp_run(init, r->sam_log), 0);
@@ -251,6 +253,11 @@ static inline void rig_setup(struct srv_rig *r, int nse)
 	sam_sync_close(&sam);
 	rig_db_setup(r);
 	rig_server_start(r);
+}
+
+static inline void rig_setup(struct srv_rig *r, int nse)
+{
+	rig_setup_sam(r, nse, NULL);
 }
 
 static inline void rig_server_kill(struct srv_rig *r)
